@@ -1,0 +1,24 @@
+"""napari-hdrcnn: HDR-CNN single-image HDR reconstruction for napari and the command line.
+
+The public API is numpy in, numpy out; TensorFlow is imported only when a model is built.
+"""
+
+__version__ = "0.1.0"
+
+from .reconstruct import (  # noqa: E402
+    Reconstruction,
+    ReconstructionCancelled,
+    Reconstructor,
+    reconstruct,
+)
+from .weights import Weights, WeightFileError, load_weights  # noqa: E402
+
+__all__ = [
+    "Reconstruction",
+    "ReconstructionCancelled",
+    "Reconstructor",
+    "Weights",
+    "WeightFileError",
+    "load_weights",
+    "reconstruct",
+]

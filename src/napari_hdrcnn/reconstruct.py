@@ -1,0 +1,397 @@
+"""The reconstruction core: numpy in, numpy out.
+
+Everything a face of the product needs (CLI, napari widget, scripts, workers) is here: input
+conversion, scaling and gamma as in the authors' predictor, the linearisation of the pixels the
+network does not replace, the two sizing modes, tiling with smooth blending under a memory
+budget, and progress/cancel callbacks. TensorFlow is imported only when a model is built.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .architecture import BLEND_TAU, LOG_EPS
+from .weights import LINEARIZATIONS, Weights, load_weights
+
+SIZINGS = ("native", "reference")
+DEVICES = ("auto", "cpu", "gpu")
+DEFAULT_MEMORY_BUDGET_MB = 4096
+DEFAULT_OVERLAP = 64
+MULTIPLE = 32
+
+ProgressCallback = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+
+
+class ReconstructionCancelled(Exception):
+    """Raised between tiles when the cancel check returns True."""
+
+
+class InputImageError(ValueError):
+    """An input array the reconstruction cannot take; the message says why."""
+
+
+@dataclass
+class Reconstruction:
+    """The result of one frame.
+
+    hdr:   linear HDR, float32, relative scale (the input's white is about 1); (H, W, 3), or
+           (H, W) for a grey input, or (H, W, 4) with the input's alpha passed through.
+    mask:  float32 (H, W) in [0, 1]: where the network replaced the linearised input.
+    ldr:   the network's input as float32 RGB in [0, 1] after sizing and scaling (for previews).
+    """
+
+    hdr: np.ndarray
+    mask: np.ndarray
+    ldr: np.ndarray
+
+
+# -- pixel maths -----------------------------------------------------------------------------------
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linearize_pixels(x: np.ndarray, method: str) -> np.ndarray:
+    """Display-referred [0, 1] -> linear; every curve maps 1 to 1 so the blend stays seamless."""
+    if method == "square":
+        return np.square(x)
+    if method == "gamma2.2":
+        return np.power(x, np.float32(2.2))
+    if method == "srgb":
+        return srgb_to_linear(x)
+    raise ValueError(f"unknown linearisation {method!r}; one of {', '.join(LINEARIZATIONS)}")
+
+
+def blend_mask(x: np.ndarray) -> np.ndarray:
+    """alpha = clip((max_c x - 1 + tau) / tau, 0, 1): 1 at clipping, 0 below 1 - tau."""
+    return np.clip((x.max(axis=-1) - 1.0 + BLEND_TAU) / BLEND_TAU, 0.0, 1.0).astype(np.float32)
+
+
+def as_unit_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """Any supported array -> (float32 RGB in [0, 1], alpha or None, was_grey).
+
+    8- and 16-bit integers are divided by their maximum; floats must already lie in [0, 1].
+    """
+    a = np.asarray(image)
+    if a.dtype == bool or a.dtype.kind not in "uif":
+        raise InputImageError(f"unsupported pixel type {a.dtype}; expected 8/16-bit or float")
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
+        raise InputImageError(f"unsupported image shape {np.shape(image)}; expected (H, W), "
+                              "(H, W, 1-4)")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise InputImageError(f"empty image of shape {np.shape(image)}")
+    if a.dtype == np.uint8:
+        x = a.astype(np.float32) / 255.0
+    elif a.dtype == np.uint16:
+        x = a.astype(np.float32) / 65535.0
+    elif a.dtype.kind in "ui":
+        raise InputImageError(f"unsupported integer type {a.dtype}; convert to 8 or 16 bit")
+    else:
+        x = a.astype(np.float32)
+        if not np.all(np.isfinite(x)):
+            raise InputImageError("the image holds NaN or Inf values")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise InputImageError(f"float input must be display-referred in [0, 1], found "
+                                  f"[{lo:.4g}, {hi:.4g}]; is it already HDR?")
+        x = np.clip(x, 0.0, 1.0)
+    channels = x.shape[-1]
+    alpha = x[..., -1].copy() if channels in (2, 4) else None
+    colour = x[..., :3] if channels >= 3 else np.repeat(x[..., :1], 3, axis=-1)
+    return np.ascontiguousarray(colour), alpha, channels <= 2
+
+
+def reference_size(width: int, height: int) -> tuple[int, int]:
+    """The authors' predictor rounds each to the nearest multiple of 32, at least 32."""
+    def r(v: int) -> int:
+        return max(MULTIPLE, int(round(v / MULTIPLE)) * MULTIPLE)
+    return r(width), r(height)
+
+
+def reference_resize(x: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Centre crop to the target aspect, then bilinear resize (the reference predictor)."""
+    from PIL import Image
+
+    width, height = reference_size(width, height)
+    h, w = x.shape[:2]
+    target_aspect = width / height
+    if w / h > target_aspect:  # too wide: crop columns
+        cw = max(1, int(round(h * target_aspect)))
+        x0 = (w - cw) // 2
+        x = x[:, x0:x0 + cw]
+    else:
+        ch = max(1, int(round(w / target_aspect)))
+        y0 = (h - ch) // 2
+        x = x[y0:y0 + ch]
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(x[..., c]), mode="F")
+                           .resize((width, height), Image.BILINEAR)) for c in range(x.shape[-1])]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def reflect_pad(x: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:
+    """Pad bottom/right by mirroring; repeats the mirror for images smaller than the pad."""
+    while pad_h > 0 or pad_w > 0:
+        step_h = min(pad_h, max(x.shape[0] - 1, 0))
+        step_w = min(pad_w, max(x.shape[1] - 1, 0))
+        if step_h == 0 and step_w == 0:  # a 1-pixel dimension: repeat the edge
+            return np.pad(x, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        x = np.pad(x, ((0, step_h), (0, step_w), (0, 0)), mode="reflect")
+        pad_h -= step_h
+        pad_w -= step_w
+    return x
+
+
+# -- tiling ---------------------------------------------------------------------------------------
+def bytes_per_pixel(width_factor: float) -> float:
+    """Peak working memory of one forward pass per input pixel (measured, with headroom)."""
+    return 3000.0 * width_factor + 200.0
+
+
+def tile_size_for_budget(width_factor: float, memory_budget_mb: float) -> int:
+    side = int(math.sqrt(memory_budget_mb * 2**20 / bytes_per_pixel(width_factor)))
+    return max(4 * MULTIPLE, side // MULTIPLE * MULTIPLE)
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size `tile` covering [0, length), overlapping >= `overlap`."""
+    if tile >= length:
+        return [0]
+    step = tile - overlap
+    n = math.ceil((length - tile) / step) + 1
+    return [int(round(i * (length - tile) / (n - 1))) for i in range(n)]
+
+
+def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
+    """1-D blending weight: raised-cosine ramps where the tile meets a neighbour."""
+    w = np.ones(length, np.float32)
+    if overlap <= 0:
+        return w
+    r = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap, dtype=np.float32) + 0.5) / overlap)
+    if not at_start:
+        w[:overlap] = r
+    if not at_end:
+        w[-overlap:] = np.minimum(w[-overlap:], r[::-1])
+    return w
+
+
+# -- the reconstructor ---------------------------------------------------------------------------
+def configure_device(device: str) -> None:
+    """Hide the GPUs before TensorFlow initialises when the CPU is asked for."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+
+
+class Reconstructor:
+    """A loaded model and the options of the reconstruction; reuse it for many frames."""
+
+    def __init__(self, weights: str | os.PathLike | Weights = "default", device: str = "auto"):
+        configure_device(device)
+        self.weights = weights if isinstance(weights, Weights) else load_weights(weights)
+        self.device = device
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def width_factor(self) -> float:
+        return self.weights.width_factor
+
+    def _get_model(self):
+        with self._lock:
+            if self._model is None:
+                import tensorflow as tf
+                from .model import HDRCNN
+
+                if self.device == "gpu" and not tf.config.list_physical_devices("GPU"):
+                    raise RuntimeError("GPU requested but TensorFlow sees no GPU; use device "
+                                       "'cpu' or install the 'gpu' extra")
+                with tf.device(self._tf_device()):
+                    model = HDRCNN(self.weights.width_factor)
+                    model.set_weights(self.weights.tensors)
+                self._model = model
+            return self._model
+
+    def _tf_device(self) -> str:
+        return "/CPU:0" if self.device == "cpu" else ("/GPU:0" if self.device == "gpu" else "")
+
+    def predict_log(self, x: np.ndarray) -> np.ndarray:
+        """Raw network output y_log for one (H, W, 3) image with H, W multiples of 32."""
+        import tensorflow as tf
+
+        model = self._get_model()
+        with tf.device(self._tf_device()):
+            return model.predict_log(x[None])[0]
+
+    def run(
+        self,
+        image: np.ndarray,
+        *,
+        gamma: float = 1.0,
+        scaling: float = 1.0,
+        linearize: str | None = None,
+        sizing: str = "native",
+        width: int | None = None,
+        height: int | None = None,
+        tile: int | None = None,
+        overlap: int = DEFAULT_OVERLAP,
+        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+        progress: ProgressCallback | None = None,
+        cancelled: CancelCheck | None = None,
+    ) -> Reconstruction:
+        """Reconstruct one frame. See `reconstruct` for the options."""
+        if gamma <= 0 or not np.isfinite(gamma):
+            raise ValueError(f"gamma must be positive, got {gamma}")
+        if scaling <= 0 or not np.isfinite(scaling):
+            raise ValueError(f"scaling must be positive, got {scaling}")
+        if sizing not in SIZINGS:
+            raise ValueError(f"unknown sizing {sizing!r}; one of {', '.join(SIZINGS)}")
+        method = linearize or self.weights.linearize
+        if method not in LINEARIZATIONS:
+            raise ValueError(f"unknown linearisation {method!r}; one of {', '.join(LINEARIZATIONS)}")
+
+        x, alpha_channel, was_grey = as_unit_rgb(image)
+        if sizing == "reference":
+            if width is None or height is None:
+                raise ValueError("reference sizing needs width and height")
+            x = reference_resize(x, width, height)
+            if alpha_channel is not None:
+                alpha_channel = reference_resize(alpha_channel[..., None], width, height)[..., 0]
+        if scaling > 1.0:  # as the reference: push near-white JPEG noise into clipping
+            x = np.minimum(1.0, x * np.float32(scaling))
+
+        x_net = np.power(x, np.float32(1.0 / gamma)) if gamma != 1.0 else x
+        y_log = self._predict_tiled(x_net, tile, overlap, memory_budget_mb, progress, cancelled)
+
+        # The authors' blend, y = ((1 - a) L(x)^(1/g) + a n)^g: with L(x) = x^2 it is their
+        # f(x^(1/g))^g exactly, and pixels away from clipping stay L(x) for any gamma.
+        mask = blend_mask(x_net)[..., None]
+        network = np.maximum(np.exp(y_log) - np.float32(LOG_EPS), 0.0)
+        lin = linearize_pixels(x, method)
+        if gamma != 1.0:
+            lin = np.power(lin, np.float32(1.0 / gamma))
+        y = (1.0 - mask) * lin + mask * network
+        if gamma != 1.0:
+            y = np.power(np.maximum(y, 0.0), np.float32(gamma))
+        y = y.astype(np.float32)
+
+        if was_grey:
+            hdr = y.mean(axis=-1)
+        else:
+            hdr = y
+        if alpha_channel is not None:
+            hdr = np.concatenate([hdr if hdr.ndim == 3 else hdr[..., None],
+                                  alpha_channel[..., None]], axis=-1)
+        return Reconstruction(hdr=hdr.astype(np.float32), mask=mask[..., 0], ldr=x)
+
+    def _predict_tiled(self, x, tile, overlap, memory_budget_mb, progress, cancelled):
+        h, w = x.shape[:2]
+        ph, pw = -h % MULTIPLE, -w % MULTIPLE
+        xp = reflect_pad(x, ph, pw)
+        H, W = xp.shape[:2]
+        if tile is None:
+            tile = tile_size_for_budget(self.width_factor, memory_budget_mb)
+        if tile % MULTIPLE or tile < 2 * MULTIPLE:
+            raise ValueError(f"tile size must be a multiple of {MULTIPLE} and at least "
+                             f"{2 * MULTIPLE}, got {tile}")
+        overlap = max(0, min(int(overlap), tile // 2))
+        th, tw = min(tile, H), min(tile, W)
+        ys, xs = tile_starts(H, th, overlap), tile_starts(W, tw, overlap)
+        total = len(ys) * len(xs)
+
+        def check_cancel():
+            if cancelled is not None and cancelled():
+                raise ReconstructionCancelled("reconstruction cancelled")
+
+        check_cancel()
+        if progress is not None:
+            progress(0, total)
+        if total == 1:
+            out = self.predict_log(xp)
+            if progress is not None:
+                progress(1, 1)
+            return out[:h, :w]
+
+        acc = np.zeros((H, W, 3), np.float32)
+        wsum = np.zeros((H, W, 1), np.float32)
+        done = 0
+        for y0 in ys:
+            wy = _ramp(th, overlap, y0 == 0, y0 + th == H)
+            for x0 in xs:
+                check_cancel()
+                wx = _ramp(tw, overlap, x0 == 0, x0 + tw == W)
+                weight = (wy[:, None] * wx[None, :])[..., None]
+                pred = self.predict_log(xp[y0:y0 + th, x0:x0 + tw])
+                acc[y0:y0 + th, x0:x0 + tw] += weight * pred
+                wsum[y0:y0 + th, x0:x0 + tw] += weight
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        # Blending happens in the log domain, where the network's output is smooth.
+        return (acc / np.maximum(wsum, 1e-12))[:h, :w]
+
+
+_CACHE: dict[tuple, Reconstructor] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_reconstructor(weights: str | os.PathLike | Weights = "default",
+                      device: str = "auto") -> Reconstructor:
+    """A cached Reconstructor per (weights, device), so scripts pay for loading once."""
+    if isinstance(weights, Weights):
+        return Reconstructor(weights, device)
+    key = (os.fspath(weights), device)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = Reconstructor(weights, device)
+        return _CACHE[key]
+
+
+def reconstruct(
+    image: np.ndarray,
+    weights: str | os.PathLike | Weights = "default",
+    *,
+    gamma: float = 1.0,
+    scaling: float = 1.0,
+    linearize: str | None = None,
+    sizing: str = "native",
+    width: int | None = None,
+    height: int | None = None,
+    tile: int | None = None,
+    overlap: int = DEFAULT_OVERLAP,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+    cancelled: CancelCheck | None = None,
+    return_mask: bool = False,
+):
+    """Reconstruct an HDR image from an 8-bit, 16-bit or [0, 1] float photo.
+
+    image:       (H, W), (H, W, 1-4); uint8, uint16 or float in [0, 1]. Never modified.
+    weights:     'default', 'hdrcnn', 'hdrcnn-compr', 'hdrcnn-compr-regularized', a path, or a
+                 loaded `Weights`.
+    gamma:       the network sees x^(1/gamma), its output is raised to gamma (1.1-1.3 boosts
+                 highlights; 1 changes nothing).
+    scaling:     > 1 replaces x by min(1, scaling * x) (pushes near-white noise into clipping).
+    linearize:   'square' (the authors), 'gamma2.2' or 'srgb' for pixels the network does not
+                 replace; None takes the weight file's default.
+    sizing:      'native' (any size, reflect-padded, no resampling) or 'reference' (centre crop
+                 and resize to width x height, rounded to multiples of 32, as the authors).
+    tile:        tile side in pixels (multiple of 32); None picks it from memory_budget_mb.
+    progress:    called as progress(done_tiles, total_tiles).
+    cancelled:   polled before each tile; returning True raises ReconstructionCancelled.
+    Returns the float32 linear HDR image, or (hdr, mask) with return_mask=True.
+    """
+    result = get_reconstructor(weights, device).run(
+        image, gamma=gamma, scaling=scaling, linearize=linearize, sizing=sizing, width=width,
+        height=height, tile=tile, overlap=overlap, memory_budget_mb=memory_budget_mb,
+        progress=progress, cancelled=cancelled)
+    return (result.hdr, result.mask) if return_mask else result.hdr
