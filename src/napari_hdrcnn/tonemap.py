@@ -1,0 +1,50 @@
+"""Display helpers shared by the CLI previews, the napari reader and the widget."""
+
+from __future__ import annotations
+
+import numpy as np
+
+LUMINANCE_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def luminance(hdr: np.ndarray) -> np.ndarray:
+    """Rec. 709 luminance of (H, W, 3+) linear RGB; a grey (H, W) image is its own luminance."""
+    if hdr.ndim == 2:
+        return hdr.astype(np.float32)
+    return hdr[..., :3].astype(np.float32) @ LUMINANCE_WEIGHTS
+
+
+def exposure_preview(image: np.ndarray, stops: float = -3.0, linear: bool = True) -> np.ndarray:
+    """8-bit preview as the authors' predictor writes it: `(2^stops * y) ** 0.5`.
+
+    With linear=False the input is display-referred already (an LDR input), so only the
+    exposure is applied, on the same display scale: in and out previews then match where the
+    network changed nothing.
+    """
+    x = np.nan_to_num(np.asarray(image, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    x = np.maximum(x, 0.0)
+    if linear:
+        display = np.sqrt(x * np.float32(2.0 ** stops))
+    else:
+        display = x * np.float32(2.0 ** (stops / 2.0))
+    return (np.clip(display, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def display_range(hdr: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.5,
+                  ) -> tuple[tuple[float, float], float]:
+    """Contrast limits and a display gamma that show an HDR image at once.
+
+    Robust percentiles of the finite values, so one sun or a NaN does not leave a black frame;
+    gamma 0.5 approximates a display encoding of linear values.
+    """
+    finite = np.asarray(hdr, np.float32)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return (0.0, 1.0), 1.0
+    if finite.size > 1_000_000:  # a strided sample is enough for percentiles
+        finite = finite[:: finite.size // 1_000_000 + 1]
+    lo, hi = np.percentile(finite, [low_pct, high_pct])
+    lo = max(float(lo), 0.0) if float(finite.min()) >= 0 else float(lo)
+    if not hi > lo:
+        hi = lo + (abs(lo) if lo else 1.0)
+    return (float(lo), float(hi)), 0.5
