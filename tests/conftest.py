@@ -1,0 +1,84 @@
+"""Shared fixtures: random weight files in both layouts, made with numpy alone."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from napari_hdrcnn.architecture import tensor_specs  # noqa: E402
+from napari_hdrcnn.weights import Weights, write_weights  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_DATA = Path(os.environ.get("HDRCNN_SHARED_DATA", SHARED / "data"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """GUI tests and TensorFlow must not share a process (napari-notes: llvmpipe + TF crash)."""
+    gui = [i for i in items if i.get_closest_marker("gui")]
+    if gui and len(gui) != len(items):
+        raise pytest.UsageError(
+            "GUI tests (marker 'gui') must run in their own pytest process, apart from tests "
+            "that load TensorFlow: run `pytest -m 'not gui'` and `pytest -m gui` separately")
+
+
+def random_tensors(width_factor: float = 1.0, seed: int = 0) -> list[np.ndarray]:
+    """Random weights with He-like scales, so activations stay in a sane range at any depth."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for spec in tensor_specs(width_factor):
+        name, shape = spec.name, spec.shape
+        if name.endswith("/W"):
+            fan_in = shape[0] * shape[1] * (shape[3] if "/deconv/" in name else shape[2])
+            if "/deconv/" in name:
+                fan_in //= 4  # each output pixel sees a quarter of the 4x4 footprint
+            arr = rng.normal(0.0, np.sqrt(1.0 / fan_in), shape)
+        elif name.endswith("moving_variance"):
+            arr = rng.uniform(0.5, 2.0, shape)
+        elif name.endswith("/gamma"):
+            arr = rng.uniform(0.5, 1.5, shape)
+        else:  # biases, beta, moving mean
+            arr = rng.normal(0.0, 0.1, shape)
+        out.append(arr.astype(np.float32))
+    return out
+
+
+def write_authors_layout(tensors: list[np.ndarray], path: Path) -> Path:
+    """What TensorLayer 1.x `save_npz` writes: np.savez(params=<object array>)."""
+    arr = np.empty(len(tensors), dtype=object)
+    for i, t in enumerate(tensors):
+        arr[i] = t
+    np.savez(path, params=arr)
+    return path
+
+
+@pytest.fixture(scope="session")
+def authors_weights_file(tmp_path_factory) -> Path:
+    """A full-width random file in the authors' layout."""
+    path = tmp_path_factory.mktemp("weights") / "hdrcnn_params_random.npz"
+    return write_authors_layout(random_tensors(1.0, seed=1), path)
+
+
+@pytest.fixture(scope="session")
+def small_weights_file(tmp_path_factory) -> Path:
+    """A width-0.125 random file in the project's format (fast in tests)."""
+    path = tmp_path_factory.mktemp("weights") / "small.npz"
+    write_weights(Weights(random_tensors(0.125, seed=2), width_factor=0.125,
+                          linearize="gamma2.2"), path, provenance="random test weights")
+    return path
+
+
+@pytest.fixture
+def clipped_photo() -> np.ndarray:
+    """A small 8-bit photo-like image with a blown-out highlight and smooth gradients."""
+    h, w = 72, 100
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = 0.25 + 0.5 * (xx / w)[..., None] * np.array([1.0, 0.8, 0.6], np.float32)
+    sun = np.exp(-(((yy - 30) ** 2 + (xx - 60) ** 2) / 150.0))[..., None] * 3.0
+    img = np.clip(base + sun + 0.03 * np.sin(xx / 3.0)[..., None], 0, 1)
+    return (img * 255 + 0.5).astype(np.uint8)

@@ -1,0 +1,51 @@
+"""The TensorFlow model against the independent NumPy implementation of the spec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import random_tensors
+from numpy_reference import forward_final, forward_log
+from napari_hdrcnn.architecture import macs_per_pixel, parameter_count
+from napari_hdrcnn.reconstruct import Reconstructor
+from napari_hdrcnn.weights import load_weights
+
+
+def test_parameter_and_mac_counts_match_the_spec():
+    assert parameter_count(1.0) == 29_447_332
+    assert macs_per_pixel(1.0) * 1024 * 768 / 1e9 == pytest.approx(363.3, abs=0.05)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (32, 96)])
+def test_model_matches_numpy_reference_in_log_domain(authors_weights_file, shape):
+    weights = load_weights(authors_weights_file)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 1, (*shape, 3)).astype(np.float32)
+    x[: shape[0] // 2, : shape[1] // 2] = 1.0  # a clipped quarter
+    ours = Reconstructor(weights, device="cpu").predict_log(x)
+    ref = forward_log(x, weights.tensors)
+    assert np.abs(ref).max() > 0.5  # the comparison is not between two near-zero maps
+    np.testing.assert_allclose(ours, ref, atol=1e-4, rtol=0)
+
+
+def test_final_blend_matches_reference_predictor_with_gamma(authors_weights_file):
+    weights = load_weights(authors_weights_file)
+    rng = np.random.default_rng(4)
+    img = (rng.uniform(0, 1, (32, 64, 3)) ** 0.3 * 255).astype(np.uint8)
+    img[:8, :16] = 255
+    result = Reconstructor(weights, device="cpu").run(img, gamma=1.2, linearize="square")
+    ref = forward_final(img / 255.0, weights.tensors, gamma=1.2)
+    assert result.mask.max() == 1.0 and result.mask.min() == 0.0
+    np.testing.assert_allclose(np.log(result.hdr + 1 / 255), np.log(ref + 1 / 255), atol=1e-4)
+
+
+def test_width_factor_variant_runs_any_multiple_of_32_without_retrace():
+    from napari_hdrcnn.model import HDRCNN
+
+    model = HDRCNN(0.125)
+    model.set_weights(random_tensors(0.125, seed=5))
+    for h, w in [(32, 32), (64, 160), (96, 32)]:
+        y = model.predict_log(np.full((1, h, w, 3), 0.5, np.float32))
+        assert y.shape == (1, h, w, 3) and np.all(np.isfinite(y))
+    assert model._infer.experimental_get_tracing_count() == 1
