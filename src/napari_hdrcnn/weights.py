@@ -345,15 +345,9 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def atomic_file(path: str | os.PathLike, write) -> None:
-    """Call `write(tmp_path)` then rename over `path`: the file appears whole or not at all."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Call `write(tmp_path)` then rename over `path`: the file appears whole or not at all.
+    (A callback front for image_io.atomic_output, the project's one atomic-write mechanism.)"""
+    from .image_io import atomic_output
+
+    with atomic_output(path) as tmp:
+        write(str(tmp))
