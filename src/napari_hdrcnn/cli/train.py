@@ -1,0 +1,208 @@
+"""`hdrcnn train`: train HDR-CNN weights on HDR scenes (or LDR photos) with the virtual camera.
+
+Every option defaults to None here so that, with --resume, the settings stored in the run's
+run.json apply unless the command line overrides them; otherwise TrainConfig's defaults apply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+# option dest -> (TrainConfig field, or "camera.<field>")
+_CONFIG_OPTIONS = {
+    "data": "data", "val": "val", "out": "out", "width_factor": "width_factor", "crop": "crop",
+    "batch_size": "batch_size", "steps": "steps", "epochs": "epochs",
+    "epoch_size": "epoch_size", "lr": "lr", "lr_decay": "lr_decay", "beta1": "beta1",
+    "beta2": "beta2", "loss": "loss", "regularization": "regularization",
+    "reg_weight": "reg_weight", "reg_strength": "reg_strength", "reg_noise": "reg_noise",
+    "seed": "seed", "init": "init", "checkpoint_every": "checkpoint_every",
+    "keep_checkpoints": "keep_checkpoints", "val_every": "val_every",
+    "val_samples": "val_samples", "log_every": "log_every", "linearize": "linearize",
+    "data_mode": "data_mode", "panorama": "panorama", "ldr_linearize": "ldr_linearize",
+    "max_side": "max_side", "max_minutes": "max_minutes",
+    "crop_fraction": "camera.crop_fraction", "fov": "camera.fov",
+    "max_pitch": "camera.max_pitch", "clip_fraction": "camera.clip_fraction",
+    "curve": "camera.curve", "curve_n": "camera.curve_n", "curve_a": "camera.curve_a",
+    "gamma": "camera.gamma", "hue_std": "camera.hue_std",
+    "saturation_std": "camera.saturation_std", "noise_max": "camera.noise_max",
+    "jpeg_probability": "camera.jpeg_probability", "jpeg_quality": "camera.jpeg_quality",
+}
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train HDR-CNN weights on HDR scenes",
+        description="Train HDR-CNN weights. HDR scenes (.hdr/.exr; equirectangular panoramas "
+                    "are cut into perspective views) go through a virtual camera that clips, "
+                    "tone-maps, adds noise and quantises them; the network learns to restore "
+                    "the clipped highlights. Writes OUT/weights.npz, which `hdrcnn predict "
+                    "--params` and the napari widget load.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = None  # see module docstring
+    g = p.add_argument_group("run")
+    g.add_argument("--data", metavar="DIR", default=d,
+                   help="folder (or file) of training images [required unless --resume]")
+    g.add_argument("--val", metavar="DIR", default=d, help="held-out folder for validation loss")
+    g.add_argument("--out", metavar="DIR", default=d, help="run folder [required]")
+    g.add_argument("--width-factor", type=float, default=d, help="channel width (default 0.25)")
+    g.add_argument("--crop", type=int, default=d,
+                   help="training crop side, multiple of 32 (default 224)")
+    g.add_argument("--batch-size", type=int, default=d, help="samples per step (default 8)")
+    g.add_argument("--steps", type=int, default=d,
+                   help="total optimisation steps, counted across resumes (default 1000)")
+    g.add_argument("--epochs", type=float, default=d, help="train this many epochs instead")
+    g.add_argument("--epoch-size", type=int, default=d,
+                   help="samples per epoch for the lr decay (default 16 per scene)")
+    g.add_argument("--seed", type=int, default=d, help="seed for data and initialisation (0)")
+    g.add_argument("--init", metavar="WEIGHTS", default=d,
+                   help="start from a weight file (ours or the authors') or name, e.g. to "
+                        "fine-tune the authors' weights")
+    g.add_argument("--resume", metavar="RUN_OR_CHECKPOINT", default=d,
+                   help="continue a run (its folder or a checkpoint) with its step count, "
+                        "optimizer state and settings")
+    g.add_argument("--max-minutes", type=float, default=d,
+                   help="stop cleanly (checkpoint + weights) after this much time")
+    g.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    g.add_argument("--preview", type=int, metavar="N", default=0,
+                   help="write N camera samples (input | target PNG, target EXR) to "
+                        "OUT/preview and exit without training")
+    g.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
+    g.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
+    g.add_argument("--export-authors", action="store_true",
+                   help="also write OUT/weights_authors.npz in the authors' layout")
+    g.add_argument("--checkpoint-every", type=int, default=d, help="steps (default 500)")
+    g.add_argument("--keep-checkpoints", type=int, default=d, help="0 keeps all (default 5)")
+    g.add_argument("--val-every", type=int, default=d, help="steps (default 250)")
+    g.add_argument("--val-samples", type=int, default=d, help="fixed val samples (default 32)")
+    g.add_argument("--log-every", type=int, default=d, help="steps per log row (default 10)")
+    g.add_argument("--linearize", choices=("gamma2.2", "srgb", "square"), default=d,
+                   help="linearisation recorded in the weights (default gamma2.2)")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--lr", type=float, default=d, help="Adam learning rate (default 5e-5)")
+    g.add_argument("--lr-decay", type=float, default=d, help="factor per epoch (default 0.99)")
+    g.add_argument("--beta1", type=float, default=d, help="Adam beta1 (default 0.9)")
+    g.add_argument("--beta2", type=float, default=d, help="Adam beta2 (default 0.999)")
+    g.add_argument("--loss", choices=("ir", "l2"), default=d,
+                   help="ir: illuminance + reflectance (default); l2: masked log-L2")
+    g.add_argument("--regularization", choices=("none", "coherence", "sparse-jacobian"),
+                   default=d, help="temporal regularisation for video (default none)")
+    g.add_argument("--reg-weight", type=float, default=d,
+                   help="a in (1-a)*loss + a*reg (default 0.95)")
+    g.add_argument("--reg-strength", type=float, default=d,
+                   help="scales the random motions (default 1)")
+    g.add_argument("--reg-noise", type=float, nargs=2, metavar=("LO", "HI"), default=d,
+                   help="noise std range of the moved copy (default 0.01 0.05)")
+
+    g = p.add_argument_group("data and virtual camera")
+    g.add_argument("--data-mode", choices=("auto", "hdr", "ldr"), default=d,
+                   help="ldr: pre-train on LDR photos linearised by --ldr-linearize "
+                        "(auto: HDR files if the folder has any)")
+    g.add_argument("--ldr-linearize", choices=("gamma2.2", "srgb", "square"), default=d,
+                   help="inverse camera curve for LDR pre-training (default gamma2.2)")
+    g.add_argument("--panorama", choices=("auto", "always", "never"), default=d,
+                   help="treat images as equirectangular panoramas (auto: 2:1 aspect)")
+    g.add_argument("--max-side", type=int, default=d,
+                   help="larger scenes are reduced by halves below this (default 2048)")
+    g.add_argument("--clip-fraction", type=float, nargs=2, metavar=("LO", "HI"), default=d,
+                   help="fraction of saturated pixels per sample (default 0.05 0.15)")
+    g.add_argument("--crop-fraction", type=float, nargs=2, metavar=("LO", "HI"), default=d,
+                   help="photo crops, of the shorter side (default 0.2 0.6)")
+    g.add_argument("--fov", type=float, nargs=2, metavar=("LO", "HI"), default=d,
+                   help="panorama views, degrees (default 50 90)")
+    g.add_argument("--max-pitch", type=float, default=d, help="degrees (default 30)")
+    g.add_argument("--curve", choices=("sigmoid", "gamma", "mixed"), default=d,
+                   help="camera curve (default sigmoid)")
+    g.add_argument("--curve-n", type=float, nargs=2, metavar=("MEAN", "STD"), default=d,
+                   help="sigmoid exponent (default 0.9 0.1)")
+    g.add_argument("--curve-a", type=float, nargs=2, metavar=("MEAN", "STD"), default=d,
+                   help="sigmoid offset (default 0.6 0.1)")
+    g.add_argument("--gamma", type=float, nargs=2, metavar=("MEAN", "STD"), default=d,
+                   help="gamma curve (default 2.2 0.1)")
+    g.add_argument("--hue-std", type=float, default=d, help="degrees (default 7)")
+    g.add_argument("--saturation-std", type=float, default=d, help="(default 0.1)")
+    g.add_argument("--noise-max", type=float, default=d, help="noise std limit (default 0.01)")
+    g.add_argument("--jpeg-probability", type=float, default=d,
+                   help="share of samples JPEG-compressed (default 0)")
+    g.add_argument("--jpeg-quality", type=int, nargs=2, metavar=("LO", "HI"), default=d,
+                   help="JPEG quality range (default 30 100)")
+    p.set_defaults(run=run)
+
+
+def run_folder_of(resume: str) -> Path:
+    p = Path(resume).expanduser()
+    if p.is_file():  # OUT/checkpoints/step_X.npz -> OUT
+        return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+    return p
+
+
+def build_config(args):
+    """Stored settings (with --resume) or defaults, overridden by what the command line gives."""
+    from ..training.camera import CameraSettings
+    from ..training.loop import TrainConfig
+
+    base: dict = {}
+    if args.resume:
+        run_json = run_folder_of(args.resume) / "run.json"
+        if run_json.is_file():
+            base = json.loads(run_json.read_text())
+    camera = dict(base.get("camera", {}))
+    for dest, target in _CONFIG_OPTIONS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = tuple(value)
+        if target.startswith("camera."):
+            camera[target[len("camera."):]] = value
+        else:
+            base[target] = value
+    if args.resume:
+        base["resume"] = args.resume
+        base.setdefault("out", str(run_folder_of(args.resume)))
+    if args.no_tensorboard:
+        base["tensorboard"] = False
+    if args.export_authors:
+        base["export_authors"] = True
+    for needed in ("data", "out"):
+        if not base.get(needed):
+            raise ValueError(f"--{needed} is required")
+    base["camera"] = CameraSettings.from_dict(camera).to_dict()
+    return TrainConfig.from_dict(base)
+
+
+def run(args) -> int:
+    from ..reconstruct import configure_device
+    from ..training.data import TrainingDataError
+    from ..weights import WeightFileError
+
+    try:
+        config = build_config(args)
+    except (ValueError, OSError) as err:
+        print(f"hdrcnn train: {err}", file=sys.stderr)
+        return 2
+    configure_device(args.device)
+    from ..training.loop import StopFlag, train, write_preview
+
+    try:
+        if args.preview:
+            files = write_preview(config, args.preview, Path(config.out) / "preview")
+            print(f"wrote {len(files)} files to {Path(config.out) / 'preview'}")
+            return 0
+        stop = StopFlag()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set("terminated"))
+        try:
+            result = train(config, stop=stop, progress=not args.no_progress,
+                           log=lambda m: print(m, file=sys.stderr, flush=True))
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    except (TrainingDataError, WeightFileError, FloatingPointError, ValueError) as err:
+        print(f"hdrcnn train: {err}", file=sys.stderr)
+        return 1
+    val = f", val loss {result.val_loss:.4g}" if result.val_loss is not None else ""
+    print(f"step {result.step}: loss {result.loss:.4g}{val}; weights in {result.weights_path}")
+    return 130 if result.stopped == "interrupted" else 0

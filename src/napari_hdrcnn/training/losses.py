@@ -1,0 +1,137 @@
+"""Training losses (TensorFlow): the paper's masked log-domain losses and the temporal
+regularisation of Eilertsen, Mantiuk & Unger (CVPR 2019).
+
+All losses take the network's `y_log` and the linear target `y_true`, (N, H, W, 3), and only
+count pixels where the target is near or above clipping.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from ..architecture import BLEND_TAU, LOG_EPS
+
+LOSSES = ("ir", "l2")  # illuminance + reflectance (default), plain masked log-L2
+REGULARIZATIONS = ("none", "coherence", "sparse-jacobian")
+ILLUMINANCE_WEIGHTS = (0.213, 0.715, 0.072)  # the authors' luminance weights
+
+
+def target_mask(y_true: tf.Tensor) -> tf.Tensor:
+    """clip((max_c y - 1 + tau) / tau, 0, 1), shape (N, H, W, 1)."""
+    peak = tf.reduce_max(y_true, axis=-1, keepdims=True)
+    return tf.clip_by_value((peak - 1.0 + BLEND_TAU) / BLEND_TAU, 0.0, 1.0)
+
+
+def gaussian_taps(size: int = 13, nsig: float = 2.0) -> np.ndarray:
+    """The authors' 1-D factor of their 13x13 illuminance blur: sqrt of the Gaussian's mass per
+    tap over +-nsig (their 2-D kernel is sqrt(outer(k, k)), normalised), normalised."""
+    interval = (2 * nsig + 1.0) / size
+    edges = np.linspace(-nsig - interval / 2.0, nsig + interval / 2.0, size + 1)
+    cdf = np.array([0.5 * (1 + math.erf(e / math.sqrt(2))) for e in edges])
+    taps = np.sqrt(np.diff(cdf))
+    return (taps / taps.sum()).astype(np.float32)
+
+
+_TAPS = gaussian_taps()
+
+
+def illuminance(log_rgb: tf.Tensor) -> tf.Tensor:
+    """Blurred log luminance, (N, H, W, 1)."""
+    lum = tf.reduce_sum(log_rgb * tf.constant(ILLUMINANCE_WEIGHTS, tf.float32), -1, keepdims=True)
+    k = tf.constant(_TAPS)
+    n = len(_TAPS)
+    lum = tf.nn.conv2d(lum, tf.reshape(k, [n, 1, 1, 1]), 1, "SAME")
+    return tf.nn.conv2d(lum, tf.reshape(k, [1, n, 1, 1]), 1, "SAME")
+
+
+def log_target(y_true: tf.Tensor) -> tf.Tensor:
+    return tf.math.log(tf.maximum(y_true, 0.0) + LOG_EPS)
+
+
+def illuminance_reflectance_loss(y_log: tf.Tensor, y_true: tf.Tensor,
+                                 weight: float = 0.5) -> tf.Tensor:
+    """mean(mask * (w (ill_pred - ill_true)^2 + (1 - w) (refl_pred - refl_true)^2))."""
+    y_true_log = log_target(y_true)
+    ill_pred, ill_true = illuminance(y_log), illuminance(y_true_log)
+    refl_pred, refl_true = y_log - ill_pred, y_true_log - ill_true
+    mask = target_mask(y_true)
+    per_pixel = (weight * tf.square(ill_pred - ill_true)
+                 + (1.0 - weight) * tf.square(refl_pred - refl_true))
+    return tf.reduce_mean(per_pixel * mask)
+
+
+def log_l2_loss(y_log: tf.Tensor, y_true: tf.Tensor) -> tf.Tensor:
+    """mean(mask * (y_log - log(y + eps))^2)."""
+    return tf.reduce_mean(tf.square(y_log - log_target(y_true)) * target_mask(y_true))
+
+
+def reconstruction_loss(kind: str, y_log: tf.Tensor, y_true: tf.Tensor) -> tf.Tensor:
+    if kind == "ir":
+        return illuminance_reflectance_loss(y_log, y_true)
+    if kind == "l2":
+        return log_l2_loss(y_log, y_true)
+    raise ValueError(f"unknown loss {kind!r}; one of {', '.join(LOSSES)}")
+
+
+# -- temporal regularisation ----------------------------------------------------------------------
+IDENTITY_TRANSFORM = np.array([1, 0, 0, 0, 1, 0, 0, 0], np.float32)
+
+
+def affine_transform(size: tuple[int, int], dx: float, dy: float, rotation: float, zoom: float,
+                     shear: float) -> np.ndarray:
+    """TensorFlow's 8-vector (output pixel -> input pixel) for a small affine motion about the
+    image centre. Angles in degrees, zoom as a scale factor."""
+    h, w = size
+    r, s = math.radians(rotation), math.radians(shear)
+    rot = np.array([[math.cos(r), -math.sin(r)], [math.sin(r), math.cos(r)]])
+    sh = np.array([[1.0, math.tan(s)], [0.0, 1.0]])
+    a = rot @ sh / zoom
+    c = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    t = c - a @ c + np.array([dx, dy])
+    return np.array([a[0, 0], a[0, 1], t[0], a[1, 0], a[1, 1], t[1], 0, 0], np.float32)
+
+
+def random_transforms(rng: np.random.Generator, n: int, size: tuple[int, int],
+                      strength: float = 1.0) -> np.ndarray:
+    """n random small motions: translation +-2 px, rotation +-1 deg, zoom +-3 %, shear +-1 deg,
+    each range times `strength`. Shape (n, 8)."""
+    u = lambda r: rng.uniform(-r * strength, r * strength)  # noqa: E731
+    return np.stack([affine_transform(size, u(2.0), u(2.0), u(1.0), 1.0 + u(0.03), u(1.0))
+                     for _ in range(n)]).astype(np.float32)
+
+
+def warp(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
+    """Resample each image by its transform (bilinear, reflected borders)."""
+    shape = tf.shape(images)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=shape[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT")
+
+
+def coherence_term(y_log: tf.Tensor, y_log_of_moved: tf.Tensor, transforms: tf.Tensor,
+                   mask: tf.Tensor) -> tf.Tensor:
+    """mean((f(T(x)) - T(f(x)))^2 * T(mask)): the prediction should move with the image."""
+    return tf.reduce_mean(tf.square(y_log_of_moved - warp(y_log, transforms))
+                          * warp(mask, transforms))
+
+
+def sparse_jacobian_term(y_log: tf.Tensor, y_log_of_moved: tf.Tensor, y_true: tf.Tensor,
+                         transforms: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """mean(((f(T(x)) - f(x)) - (T(y) - y))^2 * mask): the prediction should change as the
+    target changes under the same motion."""
+    t_log = log_target(y_true)
+    change_true = warp(t_log, transforms) - t_log
+    return tf.reduce_mean(tf.square((y_log_of_moved - y_log) - change_true) * mask)
+
+
+def regularization_term(kind: str, y_log: tf.Tensor, y_log_of_moved: tf.Tensor,
+                        y_true: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
+    mask = target_mask(y_true)
+    if kind == "coherence":
+        return coherence_term(y_log, y_log_of_moved, transforms, mask)
+    if kind == "sparse-jacobian":
+        return sparse_jacobian_term(y_log, y_log_of_moved, y_true, transforms, mask)
+    raise ValueError(f"unknown regularisation {kind!r}; one of {', '.join(REGULARIZATIONS)}")
