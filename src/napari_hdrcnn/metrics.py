@@ -1,0 +1,421 @@
+"""Scores for single-image HDR reconstruction, as fixed in docs/evaluation.md (SI-HDR protocol).
+
+The pipeline for one image (`score`):
+
+1. Gain alignment: the reconstruction is relative, so one global gain g with
+   `log g = mean(log Y_ref - log Y_pred)` over the unclipped pixels (the LDR input's max channel
+   at most 241 of 255) where both luminances exceed 1e-6 (`alignment_gain`).
+2. Absolute units: reference and aligned prediction are multiplied by
+   `PEAK_LUMINANCE / max(Y_ref)` (4000 cd/m^2) and clamped per channel to [0.005, 10000]
+   (`to_absolute`).
+3. Metrics on the PU21-encoded images (`pu21_encode`, banding_glare variant): PU21-PSNR over all
+   pixels and over the clipped region (max channel >= 242 of 255), PU21-SSIM on PU-encoded
+   luminance, log2 luminance RMSE (stops) on the clipped region.
+4. The same metrics after the SI-HDR camera-response correction (`crf_correct`), reported with
+   the suffix `+CRF`.
+
+Everything is vectorised numpy; a 1920x1280 image scores in a fraction of a second
+(benchmarks/bench_metrics.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tonemap import luminance
+
+# PU21, banding_glare variant (Mantiuk & Azimi 2021), parameters p1..p7.
+PU21_PARAMS = (0.353487901, 0.3734658629, 8.277049286e-05, 0.9062562627, 0.09150303166,
+               0.9099517204, 596.3148142)
+L_MIN = 0.005  # cd/m^2: PU21's valid range, also the clamp of the absolute images
+L_MAX = 10000.0
+PU21_PSNR_PEAK = 256.0  # the PU21 value of ~100 cd/m^2, the authors' choice (not 595)
+PEAK_LUMINANCE = 4000.0  # cd/m^2 the reference's brightest pixel is mapped to
+UNCLIPPED_MAX_CODE = 241  # pixels at or below this 8-bit code take part in the gain
+CLIPPED_MIN_CODE = 242  # pixels at or above this 8-bit code form the clipped region
+GAIN_MIN_LUMINANCE = 1e-6
+SSIM_SIGMA = 1.5
+CRF_DEGREE = 3
+CRF_CHROMA_LAMBDA = 0.01
+
+METRIC_NAMES = ("pu21_psnr", "pu21_psnr_clipped", "pu21_ssim", "log_rmse_clipped")
+CRF_SUFFIX = "+CRF"
+ALL_METRIC_NAMES = METRIC_NAMES + tuple(m + CRF_SUFFIX for m in METRIC_NAMES)
+
+# Rec. 709 / sRGB primaries, D65 white: linear RGB -> CIE XYZ (the SI-HDR code's matrix).
+RGB_TO_XYZ = np.array([[0.412424, 0.357579, 0.180464],
+                       [0.212656, 0.715158, 0.072186],
+                       [0.019332, 0.119193, 0.950444]])
+XYZ_TO_RGB = np.linalg.inv(RGB_TO_XYZ)
+UV_SCALE = 410.0 / 255.0  # SI-HDR scales u'v' by this before the chroma fit
+
+# SMPTE ST 2084 (PQ) constants, exact rationals.
+PQ_M1 = 2610.0 / 16384.0
+PQ_M2 = 2523.0 / 4096.0 * 128.0
+PQ_C1 = 3424.0 / 4096.0
+PQ_C2 = 2413.0 / 4096.0 * 32.0
+PQ_C3 = 2392.0 / 4096.0 * 32.0
+
+
+def _as_float(a) -> np.ndarray:
+    """float32 arrays stay float32 (images, for speed); anything else becomes float64."""
+    a = np.asarray(a)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
+
+
+# -- encodings ----------------------------------------------------------------------------------
+def pu21_encode(luminance: np.ndarray) -> np.ndarray:
+    """PU21 (banding_glare) of absolute values in cd/m^2, clamped to [0.005, 10000] first.
+
+    `V = max(p7 * (((p1 + p2 L^p4) / (1 + p3 L^p4))^p5 - p6), 0)`, elementwise, in the input's
+    float precision (float32 images stay float32 for speed; other inputs become float64). Check values: 0.01 -> 0.3722, 1 -> 36.5439, 100 -> 256.3839,
+    1000 -> 420.0969, 10000 -> 595.3939.
+    """
+    x = _as_float(luminance)
+    p1, p2, p3, p4, p5, p6, p7 = (x.dtype.type(p) for p in PU21_PARAMS)
+    lp = np.clip(x, L_MIN, L_MAX, dtype=x.dtype)  # a new array: safe to work in place below
+    np.power(lp, p4, out=lp)
+    v = lp * p2
+    v += p1
+    lp *= p3
+    lp += 1
+    v /= lp
+    np.power(v, p5, out=v)
+    v -= p6
+    v *= p7
+    return np.maximum(v, 0, out=v)
+
+
+def pq_encode(luminance: np.ndarray) -> np.ndarray:
+    """SMPTE ST 2084 inverse EOTF: cd/m^2 (up to 10000) -> [0, 1]."""
+    x = _as_float(luminance)
+    t = x.dtype.type
+    lp = np.power(np.maximum(x, t(0.0)) / t(L_MAX), t(PQ_M1))
+    return np.power((t(PQ_C1) + t(PQ_C2) * lp) / (t(1.0) + t(PQ_C3) * lp), t(PQ_M2))
+
+
+def pq_decode(code: np.ndarray) -> np.ndarray:
+    """SMPTE ST 2084 EOTF: [0, 1] -> cd/m^2."""
+    x = _as_float(code)
+    t = x.dtype.type
+    e = np.power(np.clip(x, t(0.0), t(1.0)), t(1.0 / PQ_M2))
+    return t(L_MAX) * np.power(np.maximum(e - t(PQ_C1), t(0.0)) / (t(PQ_C2) - t(PQ_C3) * e),
+                               t(1.0 / PQ_M1))
+
+
+# -- masks and alignment ------------------------------------------------------------------------
+def ldr_max_code(ldr: np.ndarray) -> np.ndarray:
+    """The max channel of an LDR input in 8-bit codes (0..255), as float32 (H, W).
+
+    uint8 is taken as is, uint16 is divided by 257, floats in [0, 1] are multiplied by 255.
+    """
+    a = np.asarray(ldr)
+    if a.ndim == 3:
+        a = a[..., :3].max(axis=-1)
+    if a.dtype == np.uint8:
+        return a.astype(np.float32)
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / 257.0
+    if a.dtype.kind == "f":
+        return a.astype(np.float32) * 255.0
+    raise ValueError(f"unsupported LDR pixel type {a.dtype}; expected uint8, uint16 or float")
+
+
+def clipped_mask(ldr: np.ndarray) -> np.ndarray:
+    """Where the LDR input's max channel is 242 of 255 or more: the region to reconstruct."""
+    return ldr_max_code(ldr) >= CLIPPED_MIN_CODE
+
+
+def unclipped_mask(ldr: np.ndarray) -> np.ndarray:
+    """Where the LDR input's max channel is 241 of 255 or less: pixels that fix the gain."""
+    return ldr_max_code(ldr) <= UNCLIPPED_MAX_CODE
+
+
+def alignment_gain(prediction: np.ndarray, reference: np.ndarray,
+                   ldr: np.ndarray | None = None) -> float:
+    """The global gain g for `g * prediction`: `log g = mean(log Y_ref - log Y_pred)`.
+
+    Averaged over the unclipped pixels of `ldr` (all pixels if `ldr` is None) where both
+    luminances exceed 1e-6. If no pixel qualifies, the unclipped condition is dropped; if still
+    none, the gain is 1.
+    """
+    y_ref = luminance(reference).astype(np.float64)
+    y_pred = luminance(prediction).astype(np.float64)
+    valid = (y_ref > GAIN_MIN_LUMINANCE) & (y_pred > GAIN_MIN_LUMINANCE)
+    usable = valid & unclipped_mask(ldr) if ldr is not None else valid
+    if not usable.any():
+        usable = valid
+    if not usable.any():
+        return 1.0
+    return float(np.exp(np.mean(np.log(y_ref[usable]) - np.log(y_pred[usable]))))
+
+
+def absolute_scale(reference: np.ndarray) -> float:
+    """The factor that maps the reference's brightest luminance to PEAK_LUMINANCE cd/m^2."""
+    peak = float(np.max(luminance(reference)))
+    if not peak > 0:
+        raise ValueError("the reference image is black (max luminance <= 0); it cannot be scored")
+    return PEAK_LUMINANCE / peak
+
+
+def to_absolute(image: np.ndarray, scale: float) -> np.ndarray:
+    """`image * scale` clamped per channel to PU21's range [0.005, 10000] cd/m^2, float32."""
+    return np.clip(np.asarray(image, np.float32) * np.float32(scale), L_MIN, L_MAX)
+
+
+# -- metrics on absolute images -----------------------------------------------------------------
+def psnr_from_mse(mse: float, peak: float = PU21_PSNR_PEAK) -> float:
+    """10 log10(peak^2 / MSE); infinite for identical images."""
+    if mse <= 0:
+        return float("inf")
+    return float(10.0 * np.log10(peak * peak / mse))
+
+
+def pu21_psnr(prediction_pu: np.ndarray, reference_pu: np.ndarray,
+              mask: np.ndarray | None = None) -> float:
+    """PU21-PSNR of PU-encoded (H, W, 3) images over all pixels, or the pixels of `mask`.
+
+    NaN when the mask selects nothing (an image without clipped pixels).
+    """
+    if mask is not None:
+        if not mask.any():
+            return float("nan")
+        prediction_pu, reference_pu = prediction_pu[mask], reference_pu[mask]
+    d = np.subtract(prediction_pu, reference_pu, dtype=np.float32).ravel()
+    return psnr_from_mse(float(np.dot(d.astype(np.float64), d) / d.size))
+
+
+def pu21_ssim(prediction_pu_y: np.ndarray, reference_pu_y: np.ndarray) -> float:
+    """SSIM of PU-encoded luminance (H, W): scikit-image, data range 256, Gaussian sigma 1.5,
+    population covariance, as the SI-HDR protocol."""
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(
+        prediction_pu_y.astype(np.float32), reference_pu_y.astype(np.float32),
+        data_range=PU21_PSNR_PEAK, gaussian_weights=True, sigma=SSIM_SIGMA,
+        use_sample_covariance=False))
+
+
+def log2_rmse(prediction_y: np.ndarray, reference_y: np.ndarray,
+              mask: np.ndarray | None = None) -> float:
+    """RMSE of log2 luminance (stops) of absolute (already clamped) luminances; NaN on an empty
+    mask."""
+    if mask is not None:
+        if not mask.any():
+            return float("nan")
+        prediction_y, reference_y = prediction_y[mask], reference_y[mask]
+    d = (np.log2(prediction_y) - np.log2(reference_y)).astype(np.float64).ravel()
+    return float(np.sqrt(np.dot(d, d) / d.size))
+
+
+# -- SI-HDR camera-response (CRF) correction ----------------------------------------------------
+def rgb_to_yuv(rgb: np.ndarray) -> np.ndarray:
+    """Linear RGB -> (Y, u' * 410/255, v' * 410/255), float32 (..., 3); XYZ clamped to
+    [1e-4, 1e8] so chromaticity is defined everywhere (as the SI-HDR code)."""
+    xyz = np.clip(np.asarray(rgb, np.float32) @ RGB_TO_XYZ.T.astype(np.float32), 1e-4, 1e8)
+    x_, y_, z_ = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+    d = x_ + 15.0 * y_ + 3.0 * z_  # u' = 4X/d, v' = 9Y/d
+    k = np.float32(UV_SCALE)
+    return np.stack([y_, (4.0 * k) * x_ / d, (9.0 * k) * y_ / d], axis=-1)
+
+
+def yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
+    """Inverse of `rgb_to_yuv`; XYZ clamped to [1e-4, 1e8], negative RGB set to 0."""
+    big_y = np.clip(yuv[..., 0], 1e-4, 1e8)
+    u = yuv[..., 1] / np.float32(UV_SCALE)
+    v = np.maximum(yuv[..., 2] / np.float32(UV_SCALE), np.float32(1e-9))
+    big_x = np.clip(big_y * 9.0 * u / (4.0 * v), 1e-4, 1e8)
+    big_z = np.clip(big_y * (12.0 - 3.0 * u - 20.0 * v) / (4.0 * v), 1e-4, 1e8)
+    xyz = np.stack([big_x, big_y, big_z], axis=-1).astype(np.float32)
+    return np.maximum(xyz @ XYZ_TO_RGB.T.astype(np.float32), 0.0)
+
+
+def polynomial_features(x: np.ndarray, degree: int = CRF_DEGREE) -> np.ndarray:
+    """Design matrix of the SI-HDR fit for (N, C) values, float64 (N, K): the powers x_c^d for
+    d = degree..2, then the cross products x_i x_j (i < j), then x_c, then a constant."""
+    x = np.asarray(x, np.float64)
+    n, c = x.shape
+    k = (degree - 1) * c + c * (c - 1) // 2 + c + 1
+    f = np.empty((n, k))
+    col = 0
+    for d in range(degree, 1, -1):
+        for ch in range(c):
+            f[:, col] = x[:, ch]
+            for _ in range(d - 1):
+                f[:, col] *= x[:, ch]
+            col += 1
+    for i in range(c):
+        for j in range(i + 1, c):
+            np.multiply(x[:, i], x[:, j], out=f[:, col])
+            col += 1
+    f[:, col:col + c] = x
+    f[:, -1] = 1.0
+    return f
+
+
+def fit_polynomial(x: np.ndarray, y: np.ndarray, lam: float, degree: int = CRF_DEGREE,
+                   chunk: int = 1 << 17) -> np.ndarray:
+    """Ridge least squares W for `features(x) @ W ~ y`, pulled towards the identity map.
+
+    Minimises |X W - Y|^2 + s |W - W0|^2 with s = lam * N / (number of features) and W0 the
+    identity on the linear terms, i.e. W = (X'X + s I)^-1 (X'Y + s W0). X'X and X'Y are
+    accumulated in float64 over chunks, so memory stays small for large images.
+    """
+    n, c = x.shape
+    k = polynomial_features(x[:1], degree).shape[1]
+    xtx = np.zeros((k, k))
+    xty = np.zeros((k, c))
+    for start in range(0, n, chunk):
+        f = polynomial_features(x[start:start + chunk], degree)
+        xtx += f.T @ f
+        xty += f.T @ y[start:start + chunk].astype(np.float64)
+    w0 = np.zeros((k, c))
+    w0[k - 1 - c:k - 1] = np.eye(c)  # the linear terms sit just before the constant
+    s = lam * n / k
+    return np.linalg.solve(xtx + s * np.eye(k), xty + s * w0)
+
+
+def apply_polynomial(x: np.ndarray, w: np.ndarray, degree: int = CRF_DEGREE,
+                     chunk: int = 1 << 17) -> np.ndarray:
+    """features(x) @ w, chunked; float32 (N, C)."""
+    out = np.empty((x.shape[0], w.shape[1]), np.float32)
+    for start in range(0, x.shape[0], chunk):
+        out[start:start + chunk] = polynomial_features(x[start:start + chunk], degree) @ w
+    return out
+
+
+def crf_correct(prediction: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The SI-HDR camera-response correction of an absolute prediction towards its reference.
+
+    What is implemented (after the SI-HDR benchmark's `crf_correction` with its default
+    arguments deg=3, lambda=0.01, 'pq', 'luv'):
+    - both images are floored at 0.005 cd/m^2 and converted to Y and u'v' (u'v' scaled by
+      410/255, as there);
+    - luminance: a cubic polynomial (1, x, x^2, x^3) in the PQ domain maps PQ(Y_pred) to
+      PQ(Y_ref), fitted by unregularised least squares over all pixels; the result is floored at
+      PQ(0.005) and decoded;
+    - chroma: a cubic polynomial in (u', v') with the cross term u'v' (8 coefficients per
+      output: u^3, v^3, u^2, v^2, uv, u, v, 1) maps the prediction's chroma to the reference's
+      in the linear domain, ridge regularised towards the identity map with lambda 0.01
+      (penalty s |W - W0|^2, s = lambda * N / 8); the result is floored at 0.005;
+    - back to RGB, clamped to [0.005, 10000] cd/m^2.
+    PQ uses the exact ST 2084 constants (the SI-HDR code rounds them to four decimals). Normal
+    equations are accumulated in float64, pixels are float32.
+    Returns float32 (H, W, 3); the inputs are not modified.
+    """
+    pred = np.maximum(np.asarray(prediction, np.float32), np.float32(L_MIN))
+    ref = np.maximum(np.asarray(reference, np.float32), np.float32(L_MIN))
+    shape = pred.shape
+    p = rgb_to_yuv(pred).reshape(-1, 3)
+    r = rgb_to_yuv(ref).reshape(-1, 3)
+
+    x_l, y_l = pq_encode(p[:, :1]), pq_encode(r[:, :1])
+    w_l = fit_polynomial(x_l, y_l, lam=0.0)
+    lum = pq_decode(np.maximum(apply_polynomial(x_l, w_l), np.float32(pq_encode(L_MIN))))
+
+    w_uv = fit_polynomial(p[:, 1:], r[:, 1:], lam=CRF_CHROMA_LAMBDA)
+    uv = np.maximum(apply_polynomial(p[:, 1:], w_uv), np.float32(L_MIN))
+
+    rgb = yuv_to_rgb(np.concatenate([lum, uv], axis=1)).reshape(shape)
+    return np.clip(rgb, L_MIN, L_MAX).astype(np.float32)
+
+
+# -- the whole protocol for one image -----------------------------------------------------------
+@dataclass
+class ImageScore:
+    """The scores of one prediction against one reference (metrics keyed as ALL_METRIC_NAMES)."""
+
+    metrics: dict
+    gain: float
+    absolute_scale: float
+    clipped_fraction: float
+
+
+def _metrics(pred_abs: np.ndarray, ref_abs: np.ndarray, ref_pu: np.ndarray,
+             ref_pu_y: np.ndarray, ref_y: np.ndarray, clipped: np.ndarray) -> dict:
+    pred_pu = pu21_encode(pred_abs)
+    pred_y = np.clip(luminance(pred_abs), L_MIN, L_MAX)
+    return {
+        "pu21_psnr": pu21_psnr(pred_pu, ref_pu),
+        "pu21_psnr_clipped": pu21_psnr(pred_pu, ref_pu, clipped),
+        "pu21_ssim": pu21_ssim(pu21_encode(pred_y), ref_pu_y),
+        "log_rmse_clipped": log2_rmse(pred_y, ref_y, clipped),
+    }
+
+
+def score(prediction: np.ndarray, reference: np.ndarray, ldr: np.ndarray,
+          crf: bool = True) -> ImageScore:
+    """Align `prediction` to `reference` (gain, then absolute units) and compute every metric.
+
+    prediction, reference: linear (H, W, 3) (relative and absolute scale respectively);
+    ldr: the LDR input the prediction was made from (uint8, uint16 or [0, 1] float), which
+    defines the unclipped pixels (gain) and the clipped region (clipped metrics).
+    With crf=True the `+CRF` metrics are added (NaN otherwise).
+    """
+    prediction = np.asarray(prediction, np.float32)[..., :3]
+    reference = np.asarray(reference, np.float32)[..., :3]
+    if prediction.shape != reference.shape or ldr.shape[:2] != reference.shape[:2]:
+        raise ValueError(f"shape mismatch: prediction {prediction.shape}, reference "
+                         f"{reference.shape}, LDR input {ldr.shape}")
+    gain = alignment_gain(prediction, reference, ldr)
+    scale = absolute_scale(reference)
+    ref_abs = to_absolute(reference, scale)
+    pred_abs = to_absolute(prediction, gain * scale)
+    clipped = clipped_mask(ldr)
+
+    ref_pu = pu21_encode(ref_abs)
+    ref_y = np.clip(luminance(ref_abs), L_MIN, L_MAX)
+    ref_pu_y = pu21_encode(ref_y)
+    metrics = _metrics(pred_abs, ref_abs, ref_pu, ref_pu_y, ref_y, clipped)
+    if crf:
+        corrected = crf_correct(pred_abs, ref_abs)
+        for name, value in _metrics(corrected, ref_abs, ref_pu, ref_pu_y, ref_y,
+                                    clipped).items():
+            metrics[name + CRF_SUFFIX] = value
+    else:
+        metrics.update({name + CRF_SUFFIX: float("nan") for name in METRIC_NAMES})
+    return ImageScore(metrics=metrics, gain=gain, absolute_scale=scale,
+                      clipped_fraction=float(clipped.mean()))
+
+
+# -- video ---------------------------------------------------------------------------------------
+@dataclass
+class TemporalStability:
+    """Mean |log2 Y_t - log2 Y_{t-1}| of the outputs and of the comparison sequence (stops per
+    frame), and their ratio: 1 is as stable as the comparison, > 1 flickers more."""
+
+    output_change: float
+    comparison_change: float
+    ratio: float
+
+
+def _mean_log_change(frames: np.ndarray, floor_fraction: float) -> float:
+    a = np.asarray(frames)
+    if a.dtype.kind in "ui":  # an LDR sequence: linearise as the `ldr_linear` baseline
+        a = (a.astype(np.float32) / np.iinfo(a.dtype).max) ** np.float32(2.2)
+    a = np.asarray(a, np.float32)
+    y = luminance(a) if a.ndim == 4 else a
+    if y.ndim != 3 or y.shape[0] < 2:
+        raise ValueError(f"a sequence needs shape (T, H, W[, 3]) with T >= 2, got {a.shape}")
+    floor = max(float(np.percentile(y, 99.9)) * floor_fraction, 1e-12)
+    log_y = np.log2(np.maximum(y, floor))
+    return float(np.mean(np.abs(np.diff(log_y, axis=0))))
+
+
+def temporal_stability(outputs: np.ndarray, comparison: np.ndarray,
+                       floor_fraction: float = 1e-3) -> TemporalStability:
+    """Temporal stability of a reconstructed sequence (evaluation.md, "Temporal stability").
+
+    outputs:    (T, H, W, 3) linear reconstructions of consecutive frames.
+    comparison: the reference HDR sequence, or the input sequence (uint8/uint16 LDR frames are
+                linearised as x^2.2), (T, H, W, 3) or (T, H, W).
+    Luminance is floored at `floor_fraction` times the sequence's 99.9th percentile so noise in
+    black regions does not dominate; the measure is scale-invariant, so relative outputs and
+    absolute references compare directly.
+    """
+    out = _mean_log_change(outputs, floor_fraction)
+    ref = _mean_log_change(comparison, floor_fraction)
+    ratio = out / ref if ref > 0 else (1.0 if out == 0 else float("inf"))
+    return TemporalStability(output_change=out, comparison_change=ref, ratio=ratio)
