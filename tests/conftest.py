@@ -18,8 +18,21 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_DATA = Path(os.environ.get("HDRCNN_SHARED_DATA", SHARED / "data"))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+
+
 def pytest_collection_modifyitems(config, items):
-    """GUI tests and TensorFlow must not share a process (napari-notes: llvmpipe + TF crash)."""
+    """Skip slow tests unless asked; keep GUI tests apart from TensorFlow.
+
+    TensorFlow and napari's OpenGL (llvmpipe) crash in one process (napari-notes.md), so a
+    session may hold GUI tests or the others, never both.
+    """
+    if not config.getoption("--run-slow"):
+        slow = [i for i in items if i.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [i for i in items if not i.get_closest_marker("slow")]
     gui = [i for i in items if i.get_closest_marker("gui")]
     if gui and len(gui) != len(items):
         raise pytest.UsageError(
