@@ -37,6 +37,7 @@ UNCLIPPED_MAX_CODE = 241  # pixels at or below this 8-bit code take part in the 
 CLIPPED_MIN_CODE = 242  # pixels at or above this 8-bit code form the clipped region
 GAIN_MIN_LUMINANCE = 1e-6
 SSIM_SIGMA = 1.5
+SSIM_WINDOW = 2 * int(3.5 * SSIM_SIGMA + 0.5) + 1  # scikit-image's Gaussian window (truncate 3.5)
 CRF_DEGREE = 3
 CRF_CHROMA_LAMBDA = 0.01
 
@@ -189,8 +190,12 @@ def pu21_psnr(prediction_pu: np.ndarray, reference_pu: np.ndarray,
 
 def pu21_ssim(prediction_pu_y: np.ndarray, reference_pu_y: np.ndarray) -> float:
     """SSIM of PU-encoded luminance (H, W): scikit-image, data range 256, Gaussian sigma 1.5,
-    population covariance, as the SI-HDR protocol."""
+    population covariance, as the SI-HDR protocol. NaN for images smaller than the 11-pixel
+    Gaussian window."""
     from skimage.metrics import structural_similarity
+
+    if min(prediction_pu_y.shape[:2]) < SSIM_WINDOW:
+        return float("nan")
 
     return float(structural_similarity(
         prediction_pu_y.astype(np.float32), reference_pu_y.astype(np.float32),
@@ -274,7 +279,8 @@ def fit_polynomial(x: np.ndarray, y: np.ndarray, lam: float, degree: int = CRF_D
     w0 = np.zeros((k, c))
     w0[k - 1 - c:k - 1] = np.eye(c)  # the linear terms sit just before the constant
     s = lam * n / k
-    return np.linalg.solve(xtx + s * np.eye(k), xty + s * w0)
+    # lstsq rather than solve: a flat image makes the unregularised system singular
+    return np.linalg.lstsq(xtx + s * np.eye(k), xty + s * w0, rcond=None)[0]
 
 
 def apply_polynomial(x: np.ndarray, w: np.ndarray, degree: int = CRF_DEGREE,
@@ -399,7 +405,7 @@ def _mean_log_change(frames: np.ndarray, floor_fraction: float) -> float:
     y = luminance(a) if a.ndim == 4 else a
     if y.ndim != 3 or y.shape[0] < 2:
         raise ValueError(f"a sequence needs shape (T, H, W[, 3]) with T >= 2, got {a.shape}")
-    floor = max(float(np.percentile(y, 99.9)) * floor_fraction, 1e-12)
+    floor = max(float(np.median(y)) * floor_fraction, 1e-12)
     log_y = np.log2(np.maximum(y, floor))
     return float(np.mean(np.abs(np.diff(log_y, axis=0))))
 
@@ -411,8 +417,8 @@ def temporal_stability(outputs: np.ndarray, comparison: np.ndarray,
     outputs:    (T, H, W, 3) linear reconstructions of consecutive frames.
     comparison: the reference HDR sequence, or the input sequence (uint8/uint16 LDR frames are
                 linearised as x^2.2), (T, H, W, 3) or (T, H, W).
-    Luminance is floored at `floor_fraction` times the sequence's 99.9th percentile so noise in
-    black regions does not dominate; the measure is scale-invariant, so relative outputs and
+    Luminance is floored at `floor_fraction` times the sequence's median luminance (10 stops
+    below it by default) so noise in black regions does not dominate; the measure is scale-invariant, so relative outputs and
     absolute references compare directly.
     """
     out = _mean_log_change(outputs, floor_fraction)
