@@ -298,14 +298,14 @@ def _encode_png16(arr: np.ndarray) -> bytes:
     channels = 1 if arr.ndim == 2 else arr.shape[2]
     rows = arr.astype(">u2").reshape(height, -1).view(np.uint8)
     raw = np.hstack([np.zeros((height, 1), np.uint8), rows])  # filter type 0 on every row
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
-
     ihdr = struct.pack(">IIBBBBB", width, height, 16, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
-    return (PNG_SIGNATURE + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + chunk(b"IEND", b""))
+    return (PNG_SIGNATURE + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _png_chunk(b"IEND", b""))
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return (struct.pack(">I", len(body)) + kind + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -444,10 +444,11 @@ def _select_channels(names: list[str], layer: str | None):
     if layer is None:
         found = _select_in_layer(names, "")
         if found is None and not any("." not in n for n in names):
-            for prefix in sorted({n.rsplit(".", 1)[0] for n in names}):
-                found = _select_in_layer(names, prefix + ".")
-                if found is not None:
-                    break
+            # no default view: the first layer (by name) with colour, else with anything
+            layers = [_select_in_layer(names, prefix + ".")
+                      for prefix in sorted({n.rsplit(".", 1)[0] for n in names})]
+            layers = [f for f in layers if f is not None]
+            found = next((f for f in layers if f[0] != "grey"), layers[0] if layers else None)
         return found
     return _select_in_layer(names, layer.rstrip(".") + ".")
 
@@ -866,14 +867,14 @@ def _decode_rgbe(body: memoryview, n_lines: int, width: int, path: Path) -> np.n
 
 def _flat_scanline(buf: bytes, pos: int, row: np.ndarray, path: Path, y: int) -> int:
     width = row.shape[0]
-    end = pos + 4 * width
-    if end > len(buf):
+    available = min(width, (len(buf) - pos) // 4)  # old-style RLE lines are shorter than 4W
+    pixels = np.frombuffer(buf, np.uint8, 4 * available, pos).reshape(available, 4)
+    if np.any(np.all(pixels[:, :3] == 1, axis=1)):
+        return _old_rle_scanline(buf, pos, row, path, y)
+    if available < width:
         raise ImageReadError(f"{path}: Radiance data truncated at scanline {y}")
-    pixels = np.frombuffer(buf, np.uint8, 4 * width, pos).reshape(width, 4)
-    if not np.any(np.all(pixels[:, :3] == 1, axis=1)):
-        row[:] = pixels
-        return end
-    return _old_rle_scanline(buf, pos, row, path, y)
+    row[:] = pixels
+    return pos + 4 * width
 
 
 def _old_rle_scanline(buf: bytes, pos: int, row: np.ndarray, path: Path, y: int) -> int:
