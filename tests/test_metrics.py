@@ -136,6 +136,19 @@ def test_no_clipped_pixels_gives_nan_for_clipped_metrics():
     assert math.isnan(m["pu21_ssim"])  # 8x8 is smaller than SSIM's 11-pixel window
 
 
+def test_non_finite_predictions_are_scored_not_propagated():
+    ref = scene()
+    ldr = camera(ref)
+    pred = ref.copy()
+    clipped = np.argwhere(metrics.clipped_mask(ldr))
+    pred[tuple(clipped[0])] = np.nan
+    pred[tuple(clipped[1])] = np.inf
+    pred[tuple(clipped[2])] = 1e38
+    m = metrics.score(pred, ref, ldr).metrics
+    assert all(math.isfinite(v) for v in m.values())
+    assert m["pu21_psnr"] > m["pu21_psnr_clipped"] > 10
+
+
 def test_score_rejects_mismatched_shapes():
     ref = scene()
     with pytest.raises(ValueError, match="shape mismatch"):

@@ -144,7 +144,8 @@ def alignment_gain(prediction: np.ndarray, reference: np.ndarray,
     """
     y_ref = luminance(reference).astype(np.float64)
     y_pred = luminance(prediction).astype(np.float64)
-    valid = (y_ref > GAIN_MIN_LUMINANCE) & (y_pred > GAIN_MIN_LUMINANCE)
+    valid = ((y_ref > GAIN_MIN_LUMINANCE) & (y_pred > GAIN_MIN_LUMINANCE)
+             & np.isfinite(y_ref) & np.isfinite(y_pred))
     usable = valid & unclipped_mask(ldr) if ldr is not None else valid
     if not usable.any():
         usable = valid
@@ -163,7 +164,8 @@ def absolute_scale(reference: np.ndarray) -> float:
 
 def to_absolute(image: np.ndarray, scale: float) -> np.ndarray:
     """`image * scale` clamped per channel to PU21's range [0.005, 10000] cd/m^2, float32."""
-    return np.clip(np.asarray(image, np.float32) * np.float32(scale), L_MIN, L_MAX)
+    with np.errstate(over="ignore"):  # a huge value overflows to inf, then clamps to L_MAX
+        return np.clip(np.asarray(image, np.float32) * np.float32(scale), L_MIN, L_MAX)
 
 
 # -- metrics on absolute images -----------------------------------------------------------------
@@ -357,10 +359,13 @@ def score(prediction: np.ndarray, reference: np.ndarray, ldr: np.ndarray,
 
     prediction, reference: linear (H, W, 3) (relative and absolute scale respectively);
     ldr: the LDR input the prediction was made from (uint8, uint16 or [0, 1] float), which
-    defines the unclipped pixels (gain) and the clipped region (clipped metrics).
+    defines the unclipped pixels (gain) and the clipped region (clipped metrics). NaN in the
+    prediction counts as black and +Inf as the brightest value (both then clamp to PU21's range).
     With crf=True the `+CRF` metrics are added (NaN otherwise).
     """
-    prediction = np.asarray(prediction, np.float32)[..., :3]
+    # A diverging network may output NaN/Inf: NaN counts as black, Inf as the brightest value.
+    prediction = np.nan_to_num(np.asarray(prediction, np.float32)[..., :3], nan=0.0,
+                               posinf=np.finfo(np.float32).max, neginf=0.0)
     reference = np.asarray(reference, np.float32)[..., :3]
     if prediction.shape != reference.shape or ldr.shape[:2] != reference.shape[:2]:
         raise ValueError(f"shape mismatch: prediction {prediction.shape}, reference "
