@@ -213,6 +213,20 @@ def test_layers_only_file_uses_first_image_layer(tmp_path):
     np.testing.assert_array_equal(depth.pixels, planes["depth.Z"])
 
 
+def test_rgb_is_preferred_over_y_and_two_of_rgb_fill_with_zeros(tmp_path):
+    import OpenEXR
+
+    ones = np.ones((3, 4), np.float32)
+    base = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    OpenEXR.File(dict(base), {"R": ones, "G": 2 * ones, "B": 3 * ones, "Y": 9 * ones}).write(
+        str(tmp_path / "rgby.exr"))
+    assert read_exr(tmp_path / "rgby.exr").channels == ["R", "G", "B"]
+    OpenEXR.File(dict(base), {"R": ones, "B": 3 * ones}).write(str(tmp_path / "rb.exr"))
+    rb = read_exr(tmp_path / "rb.exr")
+    assert rb.channels == ["R", "B"]
+    np.testing.assert_array_equal(rb.pixels[0, 0], [1, 0, 3])
+
+
 # -- broken OpenEXR files -----------------------------------------------------------------------
 def test_text_file_named_exr(tmp_path):
     path = tmp_path / "notes.exr"
@@ -403,6 +417,14 @@ def test_failed_png_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(ImageWriteError, match=r"out\.png.*device gone"):
         write_png(tmp_path / "out.png", np.zeros((2, 2), np.uint16))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_into_a_file_instead_of_a_folder(tmp_path):
+    (tmp_path / "afile").write_bytes(b"")
+    with pytest.raises(ImageWriteError, match=r"afile/x\.png"):
+        write_png(tmp_path / "afile" / "x.png", np.zeros((2, 2), np.uint8))
+    with pytest.raises(ImageWriteError, match=r"afile/x\.exr"):
+        write_exr(tmp_path / "afile" / "x.exr", np.zeros((2, 2), np.float32))
 
 
 def test_atomic_output(tmp_path):
@@ -681,6 +703,19 @@ def test_16bit_png_all_filter_types(tmp_path, channels):
     np.testing.assert_array_equal(read_image(tmp_path / "f.png"), arr)
     _png16_with_filters(tmp_path / "g.png", arr, [0, 1, 2] * 5)  # the row-at-a-time path
     np.testing.assert_array_equal(read_image(tmp_path / "g.png"), arr)
+
+
+def test_interlaced_16bit_colour_png_falls_back_to_8bit(tmp_path):
+    # a 1x1 Adam7 image holds its one pixel in pass 1, laid out as a plain image would be
+    data = bytearray(image_io._encode_png16(np.array([[[65535, 32896, 0]]], np.uint16)))
+    ihdr = bytes(data[12:29])
+    ihdr = ihdr[:16] + b"\x01"  # interlace method 1
+    data[8:33] = struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr) & 0xFFFFFFFF)
+    (tmp_path / "i.png").write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="interlaced 16-bit colour PNG read as 8 bit"):
+        got = read_image(tmp_path / "i.png")
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, [[[255, 128, 0]]])
 
 
 def test_broken_png(tmp_path):

@@ -107,8 +107,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
-        mode = path.stat().st_mode & 0o777 if path.exists() else _new_file_mode()
-        os.chmod(tmp, mode)
+        try:
+            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else _new_file_mode())
+        except OSError:  # some file systems have no modes; the content matters more
+            pass
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -136,8 +138,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def _read_with_pillow(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps
 
-    if _is_16bit_colour_png(path):
+    png16 = _png16_colour_kind(path)
+    if png16 == "plain":
         return _read_png16(path)
+    if png16 == "interlaced":
+        warnings.warn(f"{path}: interlaced 16-bit colour PNG read as 8 bit (re-save it without "
+                      "interlacing to keep 16 bits)", stacklevel=3)
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)  # a copy, rotated as the camera meant
@@ -207,14 +213,17 @@ _PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
 _PNG_CHANNELS = {v: k for k, v in _PNG_COLOUR_TYPES.items()}
 
 
-def _is_16bit_colour_png(path: Path) -> bool:
-    """Pillow reduces 16-bit RGB(A) and grey+alpha PNGs to 8 bit; those are decoded here."""
+def _png16_colour_kind(path: Path) -> str | None:
+    """"plain" or "interlaced" for 16-bit RGB(A) and grey+alpha PNGs, which Pillow reduces to
+    8 bit (the plain ones are decoded here instead); None for anything else."""
     with open(path, "rb") as f:
-        head = f.read(33)
-    if len(head) < 33 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
-        return False
-    bit_depth, colour_type = head[24], head[25]
-    return bit_depth == 16 and colour_type in (2, 4, 6)
+        head = f.read(29)
+    if len(head) < 29 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    bit_depth, colour_type, interlace = head[24], head[25], head[28]
+    if bit_depth != 16 or colour_type not in (2, 4, 6):
+        return None
+    return "interlaced" if interlace else "plain"
 
 
 def _png_chunks(data: bytes, path: Path) -> Iterator[tuple[bytes, bytes]]:
@@ -232,7 +241,8 @@ def _png_chunks(data: bytes, path: Path) -> Iterator[tuple[bytes, bytes]]:
 
 
 def _read_png16(path: Path) -> np.ndarray:
-    """Decode a non-interlaced 16-bit grey+alpha/RGB/RGBA PNG to uint16 (H, W, C)."""
+    """Decode a non-interlaced 16-bit grey+alpha/RGB/RGBA PNG to uint16 (H, W, C). (Chunk
+    CRCs are not checked; zlib's own checksum catches damaged pixel data.)"""
     data = path.read_bytes()
     ihdr, idat = None, []
     for kind, body in _png_chunks(data, path):
@@ -242,10 +252,7 @@ def _read_png16(path: Path) -> np.ndarray:
             idat.append(body)
     if ihdr is None:
         raise ImageReadError(f"{path}: PNG without IHDR chunk")
-    width, height, _, colour_type, _, _, interlace = ihdr
-    if interlace:
-        raise ImageReadError(f"{path}: interlaced 16-bit colour PNG is not supported; "
-                             "re-save it without interlacing")
+    width, height, _, colour_type, _, _, _ = ihdr
     if width * height > MAX_PIXELS or not width or not height:
         raise ImageReadError(f"{path}: PNG size {width}x{height} out of range")
     channels = _PNG_CHANNELS[colour_type]
@@ -321,16 +328,28 @@ def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
                          f"got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{path}: cannot write an empty image of shape {arr.shape}")
-    with atomic_output(path) as tmp:
-        try:
-            if arr.dtype == np.uint16:
-                tmp.write_bytes(_encode_png16(arr))
-            else:
-                from PIL import Image
 
-                Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG")
-        except OSError as err:
-            raise ImageWriteError(f"{path}: cannot write PNG ({err})") from err
+    def write(tmp: Path) -> None:
+        if arr.dtype == np.uint16:
+            tmp.write_bytes(_encode_png16(arr))  # Pillow cannot write 16-bit colour PNG
+        else:
+            from PIL import Image
+
+            Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG")
+
+    _write_atomically(path, "PNG", write)
+
+
+def _write_atomically(path, what: str, write) -> None:
+    """`write(tmp)` inside atomic_output; any failure becomes an ImageWriteError naming
+    `path` (the OpenEXR binding raises RuntimeError, file systems OSError)."""
+    try:
+        with atomic_output(path) as tmp:
+            write(tmp)
+    except ImageWriteError:
+        raise
+    except (OSError, RuntimeError) as err:
+        raise ImageWriteError(f"{path}: cannot write {what} ({err})") from err
 
 
 # -- OpenEXR ------------------------------------------------------------------------------------
@@ -410,6 +429,9 @@ def read_exr(path: str | os.PathLike, part: int = 0, layer: str | None = None) -
             raise ImageReadError(f"{path}: channel {name!r} has no readable pixels")
         px = px.astype(np.float32)
         if px.shape != (height, width):
+            if ch.xSampling == 1 and ch.ySampling == 1:
+                raise ImageReadError(f"{path}: channel {name!r} is {px.shape[1]}x{px.shape[0]}"
+                                     f", the data window {width}x{height}")
             px = _upsample(px, ch.xSampling, ch.ySampling, xmin, ymin, width, height)
         return px
 
@@ -458,13 +480,15 @@ def _select_in_layer(names: list[str], prefix: str):
            if n.startswith(prefix) and "." not in n[len(prefix):]}
     by_upper = {k.upper(): v for k, v in own.items()}
     alpha = by_upper.get("A")
+    rgb = [by_upper.get(c, "") for c in "RGB"]
+    if all(rgb):
+        return "rgb", rgb, alpha
     if "Y" in by_upper:
         if "RY" in by_upper and "BY" in by_upper:
             return "yc", [by_upper["Y"], by_upper["RY"], by_upper["BY"]], alpha
         return "grey", [by_upper["Y"]], alpha
-    rgb = [by_upper.get(c, "") for c in "RGB"]
     present = [n for n in rgb if n]
-    if len(present) >= 2:
+    if len(present) == 2:  # the missing one reads as zeros
         return "rgb", rgb, alpha
     if len(present) == 1:
         return "grey", present, alpha
@@ -706,11 +730,8 @@ def write_exr(path: str | os.PathLike, pixels: np.ndarray, *, dtype: str = "half
     attrs.update(_writable_header(header, path))
     planes = [data] if data.ndim == 2 else [data[..., i] for i in range(data.shape[2])]
     channels = {n: np.ascontiguousarray(p) for n, p in zip(names, planes)}
-    with atomic_output(path) as tmp:
-        try:
-            exr.File(attrs, channels).write(str(tmp))
-        except Exception as err:  # the binding raises RuntimeError and friends
-            raise ImageWriteError(f"{path}: cannot write OpenEXR file ({err})") from err
+    _write_atomically(path, "OpenEXR file",
+                      lambda tmp: exr.File(attrs, channels).write(str(tmp)))
 
 
 # -- Radiance RGBE ------------------------------------------------------------------------------
@@ -741,7 +762,7 @@ def read_radiance(path: str | os.PathLike, *, apply_exposure: bool = False) -> n
     axes = _radiance_resolution(res_line, path)
     body_start = header.data_offset + len(res_line) + 1
     (sign1, axis1, n1), (sign2, axis2, n2) = axes
-    rgbe = _decode_rgbe(memoryview(data)[body_start:], n1, n2, path)
+    rgbe = _decode_rgbe(data[body_start:], n1, n2, path)
     if (axis1 == "Y" and sign1 == "+") or (axis1 == "X" and sign1 == "-"):
         rgbe = rgbe[::-1]
     if (axis2 == "Y" and sign2 == "+") or (axis2 == "X" and sign2 == "-"):
@@ -756,9 +777,12 @@ def read_radiance(path: str | os.PathLike, *, apply_exposure: bool = False) -> n
 
 def rgbe_to_float(rgbe: np.ndarray) -> np.ndarray:
     """(..., 4) uint8 RGBE -> (..., 3) float32: m * 2**(e - 136), 0 where e == 0."""
-    exponent = rgbe[..., 3].astype(np.int32)
-    scale = np.where(exponent > 0, np.ldexp(np.float32(1.0), exponent - 136), 0)
-    return rgbe[..., :3].astype(np.float32) * scale.astype(np.float32)[..., None]
+    return rgbe[..., :3].astype(np.float32) * _RGBE_SCALE[rgbe[..., 3]][..., None]
+
+
+# 2**(e - 136) for every exponent byte; exact in float32 (subnormal at the bottom end)
+_RGBE_SCALE = np.where(np.arange(256) > 0, np.ldexp(1.0, np.arange(256) - 136), 0).astype(
+    np.float32)
 
 
 def _radiance_header(data: bytes, path: Path) -> RadianceHeader:
@@ -810,14 +834,16 @@ def _radiance_resolution(line: bytes, path: Path):
     return axes
 
 
-def _decode_rgbe(body: memoryview, n_lines: int, width: int, path: Path) -> np.ndarray:
+def _decode_rgbe(body: bytes, n_lines: int, width: int, path: Path) -> np.ndarray:
     """Scanlines -> (n_lines, width, 4) uint8. Each scanline is new-style RLE (starts with
     2, 2, width) or flat (possibly with old-style 1,1,1,n repeats). The RLE walk in Python
-    only reads run headers; the bytes are gathered in one vectorised step at the end."""
-    buf = bytes(body)
+    only notes where each run header sits; the bytes are gathered in one vectorised step."""
+    buf = body
     size = len(buf)
     out = np.empty((n_lines, width, 4), np.uint8)
-    src_start, counts, steps, rle_rows = [], [], [], []
+    headers: list[int] = []
+    note = headers.append
+    rle_rows = []
     rle_possible = 8 <= width <= 0x7FFF
     pos = 0
     for y in range(n_lines):
@@ -830,21 +856,13 @@ def _decode_rgbe(body: memoryview, n_lines: int, width: int, path: Path) -> np.n
                     x = 0
                     while x < width:
                         code = buf[pos]
-                        if code > 128:
-                            n = code - 128
-                            src_start.append(pos + 1)
-                            steps.append(0)
+                        note(pos)
+                        if code > 128:  # a run: one byte repeated code - 128 times
+                            x += code - 128
                             pos += 2
-                        else:
-                            n = code
-                            if n == 0:
-                                raise ImageReadError(f"{path}: corrupt RLE data in scanline {y}"
-                                                     " (zero-length run)")
-                            src_start.append(pos + 1)
-                            steps.append(1)
-                            pos += 1 + n
-                        counts.append(n)
-                        x += n
+                        else:  # a literal: the next `code` bytes
+                            x += code
+                            pos += code + 1
                     if x != width:
                         raise ImageReadError(f"{path}: corrupt RLE data in scanline {y} "
                                              "(run crosses the end of the line)")
@@ -855,14 +873,29 @@ def _decode_rgbe(body: memoryview, n_lines: int, width: int, path: Path) -> np.n
         else:
             pos = _flat_scanline(buf, pos, out[y], path, y)
     if rle_rows:
-        counts_a = np.asarray(counts, np.int64)
-        ends = np.cumsum(counts_a)
-        within = np.arange(ends[-1]) - np.repeat(ends - counts_a, counts_a)
-        src = (np.repeat(np.asarray(src_start, np.int64), counts_a)
-               + within * np.repeat(np.asarray(steps, np.int64), counts_a))
-        planes = np.frombuffer(buf, np.uint8)[src].reshape(len(rle_rows), 4, width)
+        data = np.frombuffer(buf, np.uint8)
+        src = _rle_sources(data, np.asarray(headers, np.int64))
+        if src is None:
+            raise ImageReadError(f"{path}: corrupt RLE data (zero-length run)")
+        planes = data[src].reshape(len(rle_rows), 4, width)
         out[rle_rows] = planes.transpose(0, 2, 1)
     return out
+
+
+def _rle_sources(data: np.ndarray, headers: np.ndarray) -> np.ndarray | None:
+    """For every decoded byte, the index of the file byte it copies (None if a run is empty).
+    A cumulative sum of steps: 1 inside literals, 0 inside runs, a jump at each header."""
+    codes = data[headers].astype(np.int64)
+    literal = codes <= 128
+    counts = np.where(literal, codes, codes - 128)
+    if counts.size == 0 or counts.min() == 0:
+        return None
+    first = headers + 1  # source of the first byte of each run or literal
+    last = first + (counts - 1) * literal
+    steps = np.repeat(literal.astype(np.int64), counts)
+    starts = np.cumsum(counts) - counts
+    steps[starts] = first - np.concatenate(([0], last[:-1]))
+    return np.cumsum(steps)
 
 
 def _flat_scanline(buf: bytes, pos: int, row: np.ndarray, path: Path, y: int) -> int:
