@@ -398,7 +398,8 @@ def colour_ramp(t: np.ndarray) -> np.ndarray:
 
 def display(image: np.ndarray, scale: float) -> np.ndarray:
     """Linear image -> 8-bit display: clip(scale * x, 0, 1) ** (1 / 2.2)."""
-    x = np.clip(np.asarray(image, np.float32) * np.float32(scale), 0.0, 1.0)
+    with np.errstate(over="ignore"):
+        x = np.clip(np.asarray(image, np.float32) * np.float32(scale), 0.0, 1.0)
     return (np.power(x, np.float32(1 / CAMERA_GAMMA)) * 255.0 + 0.5).astype(np.uint8)
 
 
@@ -428,7 +429,7 @@ def comparison_figure(test: InputCase, reference: np.ndarray, rows: list[tuple[s
     ref_abs_y = metrics.luminance(metrics.to_absolute(reference, scale))
     ref_pu = metrics.pu21_encode(ref_abs_y)
     gain_in = metrics.alignment_gain(ldr_linear(test.ldr), reference, test.ldr)
-    shown_in = display(ldr_linear(test.ldr) * np.float32(gain_in), display_scale)
+    shown_in = display(ldr_linear(test.ldr), display_scale * gain_in)
     shown_ref = display(reference, display_scale)
     panels = []
     for label, pred, gain in rows:
@@ -436,7 +437,7 @@ def comparison_figure(test: InputCase, reference: np.ndarray, rows: list[tuple[s
         err = np.abs(metrics.pu21_encode(pred_abs_y) - ref_pu) / ERROR_MAP_MAX_PU
         panels.append([
             _panel(shown_in, f"input, clip {test.clip}", FIGURE_PANEL_WIDTH),
-            _panel(display(pred * np.float32(gain), display_scale), label, FIGURE_PANEL_WIDTH),
+            _panel(display(pred, display_scale * gain), label, FIGURE_PANEL_WIDTH),
             _panel(shown_ref, "reference", FIGURE_PANEL_WIDTH),
             _panel(colour_ramp(err), f"|dPU21| 0-{ERROR_MAP_MAX_PU:g}", FIGURE_PANEL_WIDTH),
         ])
@@ -514,7 +515,7 @@ def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResu
             fig_rows = []
             for method in methods:
                 t0 = time.perf_counter()
-                pred = method.predict(test.ldr, config.linearize)
+                pred = metrics.finite_prediction(method.predict(test.ldr, config.linearize))
                 seconds = time.perf_counter() - t0
                 s = metrics.score(pred, reference, test.ldr)
                 rows.append({"image": name, "clip": test.clip, "jpeg": config.jpeg or "",

@@ -341,8 +341,16 @@ class ImageScore:
     clipped_fraction: float
 
 
-def _metrics(pred_abs: np.ndarray, ref_abs: np.ndarray, ref_pu: np.ndarray,
-             ref_pu_y: np.ndarray, ref_y: np.ndarray, clipped: np.ndarray) -> dict:
+def finite_prediction(prediction: np.ndarray) -> np.ndarray:
+    """float32 RGB with NaN as 0 and +-Inf as the largest float32 / 0: a diverging network's
+    output is scored (badly), never propagated as NaN."""
+    return np.nan_to_num(np.asarray(prediction, np.float32)[..., :3], nan=0.0,
+                         posinf=np.finfo(np.float32).max, neginf=0.0)
+
+
+def _metrics(pred_abs: np.ndarray, ref_pu: np.ndarray, ref_pu_y: np.ndarray,
+             ref_y: np.ndarray, clipped: np.ndarray) -> dict:
+    """The four metrics of an absolute prediction against the reference's cached encodings."""
     pred_pu = pu21_encode(pred_abs)
     pred_y = np.clip(luminance(pred_abs), L_MIN, L_MAX)
     return {
@@ -363,9 +371,7 @@ def score(prediction: np.ndarray, reference: np.ndarray, ldr: np.ndarray,
     prediction counts as black and +Inf as the brightest value (both then clamp to PU21's range).
     With crf=True the `+CRF` metrics are added (NaN otherwise).
     """
-    # A diverging network may output NaN/Inf: NaN counts as black, Inf as the brightest value.
-    prediction = np.nan_to_num(np.asarray(prediction, np.float32)[..., :3], nan=0.0,
-                               posinf=np.finfo(np.float32).max, neginf=0.0)
+    prediction = finite_prediction(prediction)
     reference = np.asarray(reference, np.float32)[..., :3]
     if prediction.shape != reference.shape or ldr.shape[:2] != reference.shape[:2]:
         raise ValueError(f"shape mismatch: prediction {prediction.shape}, reference "
@@ -379,11 +385,10 @@ def score(prediction: np.ndarray, reference: np.ndarray, ldr: np.ndarray,
     ref_pu = pu21_encode(ref_abs)
     ref_y = np.clip(luminance(ref_abs), L_MIN, L_MAX)
     ref_pu_y = pu21_encode(ref_y)
-    metrics = _metrics(pred_abs, ref_abs, ref_pu, ref_pu_y, ref_y, clipped)
+    metrics = _metrics(pred_abs, ref_pu, ref_pu_y, ref_y, clipped)
     if crf:
         corrected = crf_correct(pred_abs, ref_abs)
-        for name, value in _metrics(corrected, ref_abs, ref_pu, ref_pu_y, ref_y,
-                                    clipped).items():
+        for name, value in _metrics(corrected, ref_pu, ref_pu_y, ref_y, clipped).items():
             metrics[name + CRF_SUFFIX] = value
     else:
         metrics.update({name + CRF_SUFFIX: float("nan") for name in METRIC_NAMES})
