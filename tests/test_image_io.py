@@ -337,7 +337,7 @@ def test_exr_header_round_trip(tmp_path):
         "flag": True, "views": ["left", "right"], "offset": [3, -4], "centre": (0.5, 0.25),
         "axis": [1.0, 0.0, 2.0],
         "chromaticities": [0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290],
-        "worldToCamera": np.eye(4).tolist(),
+        "worldToCamera": np.eye(4).tolist(), "envmap": "latlong",
         "channels": "ignored: describes the pixels", "dataWindow": [[0, 0], [99, 99]],
     }
     path = tmp_path / "h.exr"
@@ -351,6 +351,7 @@ def test_exr_header_round_trip(tmp_path):
     assert got["scale"] == 1.5 and got["flag"] == 1
     np.testing.assert_allclose(got["chromaticities"], header["chromaticities"], rtol=1e-7)
     np.testing.assert_array_equal(got["worldToCamera"], np.eye(4))
+    assert got["envmap"] == "ENVMAP_LATLONG"  # written as OpenEXR's envmap type, not a string
     assert got["dataWindow"] == [[0, 0], [3, 2]]  # from the pixels, not the header
     assert [c["name"] for c in got["channels"]] == ["B", "G", "R"]
 
@@ -358,11 +359,13 @@ def test_exr_header_round_trip(tmp_path):
 def test_unwritable_header_entries_warn_and_are_skipped(tmp_path):
     path = tmp_path / "h.exr"
     header = {"ok": "yes", "none": None, "nested": {"a": 1}, "huge": 2 ** 40, "empty": [],
-              "mixed": ["a", 1], "long": list(range(7))}
+              "mixed": ["a", 1], "long": list(range(7)), "framesPerSecond": "24/1",
+              "envmap": "sphere"}
     with pytest.warns(UserWarning) as record:
         write_exr(path, np.ones((2, 2), np.float32), header=header)
     skipped = {k for k in header if any(repr(k) in str(w.message) for w in record)}
-    assert skipped == {"none", "nested", "huge", "empty", "mixed", "long"}
+    assert skipped == {"none", "nested", "huge", "empty", "mixed", "long", "framesPerSecond",
+                       "envmap"}
     got = read_exr(path).header
     assert got["ok"] == "yes" and not skipped & set(got)
 

@@ -638,9 +638,24 @@ class _Unwritable(Exception):
     pass
 
 
+# standard attributes whose type (rational, time code, key code) a plain value cannot rebuild
+_TYPED_ATTRIBUTES = {"framesPerSecond", "timeCode", "keyCode", "idManifest", "deepImageState"}
+
+
 def _exr_attribute(key: str, value):
     """The value in a form the binding writes faithfully, or _Unwritable. (The binding itself
     silently drops lists of numbers and wraps integers beyond 32 bits, hence this check.)"""
+    if type(value).__name__ in ("TimeCode", "KeyCode") and type(value).__module__ == "OpenEXR":
+        return value  # the binding's own objects, written as they are
+    if key in _TYPED_ATTRIBUTES:
+        raise _Unwritable("its OpenEXR type cannot be rebuilt from a plain value")
+    if key == "envmap":
+        name = str(getattr(value, "name", value)).upper()
+        envmap = getattr(_openexr(), name if name.startswith("ENVMAP_") else f"ENVMAP_{name}",
+                         None)
+        if envmap is None:
+            raise _Unwritable(f"unknown environment map kind {value!r}")
+        return envmap
     if isinstance(value, (bool, np.bool_)):
         return int(value)
     if isinstance(value, (int, np.integer)):
@@ -668,7 +683,7 @@ def _exr_attribute(key: str, value):
         if arr.shape == (2, 2) and arr.dtype.kind in "iu":
             return tuple(tuple(int(v) for v in row) for row in arr)
         if arr.shape in ((3, 3), (4, 4)):
-            return arr.astype(np.float64)
+            return arr.astype(np.float32)  # M33f/M44f, the types of the standard matrices
         raise _Unwritable(f"array of shape {arr.shape}")
     raise _Unwritable(f"type {type(value).__name__}")
 
