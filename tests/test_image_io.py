@@ -227,6 +227,25 @@ def test_rgb_is_preferred_over_y_and_two_of_rgb_fill_with_zeros(tmp_path):
     np.testing.assert_array_equal(rb.pixels[0, 0], [1, 0, 3])
 
 
+def test_multipart_file(tmp_path):
+    import OpenEXR
+
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage,
+              "displayWindow": ((0, 0), (5, 4))}
+    rgb = {c: np.full((3, 4), v, np.float32) for c, v in zip("RGB", (1, 2, 3))}
+    beauty = OpenEXR.Part(dict(header), rgb, "beauty")
+    depth = OpenEXR.Part(dict(header), {"Z": np.full((5, 6), 7, np.float32)}, "depth")
+    OpenEXR.File([beauty, depth]).write(str(tmp_path / "mp.exr"))
+    first = read_exr(tmp_path / "mp.exr")
+    assert first.pixels.shape == (3, 4, 3) and first.header["name"] == "beauty"
+    for part in (1, "depth"):
+        second = read_exr(tmp_path / "mp.exr", part=part)
+        assert second.pixels.shape == (5, 6) and second.channels == ["Z"]
+        assert (second.pixels == 7).all()
+    with pytest.raises(ImageReadError, match=r"no part named 'nope'.*beauty"):
+        read_exr(tmp_path / "mp.exr", part="nope")
+
+
 # -- broken OpenEXR files -----------------------------------------------------------------------
 def test_text_file_named_exr(tmp_path):
     path = tmp_path / "notes.exr"
@@ -566,6 +585,16 @@ def test_radiance_exposure(tmp_path):
     np.testing.assert_array_equal(plain, _rgbe_reference(rgbe))  # not applied by default
     np.testing.assert_allclose(read_radiance(tmp_path / "e.hdr", apply_exposure=True),
                                plain / 8, rtol=1e-7)
+
+
+def test_radiance_bad_exposure_is_ignored(tmp_path):
+    rgbe = _random_rgbe(2, 12)
+    _write_hdr(tmp_path / "x.hdr", rgbe, ["rle"] * 2, "-Y 2 +X 12", extra="EXPOSURE=0\nEXPOSURE=oops")
+    with pytest.warns(UserWarning) as record:
+        got = read_radiance(tmp_path / "x.hdr", apply_exposure=True)
+    assert sorted(str(w.message).split(": ")[-1] for w in record) == [
+        "EXPOSURE='0' ignored", "EXPOSURE='oops' ignored"]
+    np.testing.assert_array_equal(got, _rgbe_reference(rgbe))
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -16,6 +16,7 @@ Conventions:
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import tempfile
@@ -385,14 +386,15 @@ class ExrImage:
         return self.pixels.ndim == 2
 
 
-def read_exr(path: str | os.PathLike, part: int = 0, layer: str | None = None) -> ExrImage:
+def read_exr(path: str | os.PathLike, part: int | str = 0, layer: str | None = None) -> ExrImage:
     """Read one part of an OpenEXR file.
 
     Channels: unprefixed R, G, B (the default view) -> RGB; Y with half-size RY/BY
     (luminance/chroma) -> RGB through the file's chromaticities; Y alone -> grey; a single
     channel of any name -> grey; A -> `alpha`. With no unprefixed image channels, the first
     layer (by name) that has them is used; `layer="left"` picks `left.R`, `left.G`, ...
-    Tiled and mip-mapped files give their full-resolution level.
+    Tiled and mip-mapped files give their full-resolution level. `part` is the index or the
+    name of a part of a multi-part file.
     """
     path = Path(path)
     _check_readable(path)
@@ -404,6 +406,11 @@ def read_exr(path: str | os.PathLike, part: int = 0, layer: str | None = None) -
         parts = f.parts
         if not parts:
             raise ImageReadError(f"{path}: truncated or corrupt OpenEXR file (no readable part)")
+        if isinstance(part, str):
+            names = [p.header.get("name") for p in parts]
+            if part not in names:
+                raise ImageReadError(f"{path}: no part named {part!r}; parts are {names}")
+            part = names.index(part)
         if not 0 <= part < len(parts):
             raise ImageReadError(f"{path}: part {part} requested, the file has {len(parts)}")
         header = parts[part].header
@@ -755,8 +762,6 @@ RADIANCE_HEADER_LIMIT = 1 << 16
 
 @dataclass
 class RadianceHeader:
-    width: int
-    height: int
     exposure: float  # product of EXPOSURE lines (1.0 without)
     variables: dict  # the other NAME=value lines
     data_offset: int
@@ -818,12 +823,16 @@ def _radiance_header(data: bytes, path: Path) -> RadianceHeader:
                                  "(only 32-bit_rle_rgbe)")
         if name == "EXPOSURE":
             try:
-                exposure *= float(value)
+                factor = float(value)
             except ValueError:
-                raise ImageReadError(f"{path}: bad EXPOSURE value {value!r}") from None
+                factor = float("nan")
+            if not (math.isfinite(factor) and factor > 0):
+                warnings.warn(f"{path}: EXPOSURE={value!r} ignored", stacklevel=3)
+                continue
+            exposure *= factor
         else:
             variables[name] = value
-    return RadianceHeader(0, 0, exposure, variables, end + 2)
+    return RadianceHeader(exposure, variables, end + 2)
 
 
 def _radiance_resolution(line: bytes, path: Path):
