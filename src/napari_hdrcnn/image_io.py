@@ -6,7 +6,8 @@ file in the destination folder, then `os.replace`), so a file appears whole or n
 
 Conventions:
 - LDR files come back as stored: uint8 or uint16, (H, W) or (H, W, C); palette images become
-  RGB(A); JPEG EXIF orientation is applied.
+  RGB(A); JPEG EXIF orientation is applied. Pillow reads them, except TIFF (tifffile) and
+  16-bit colour PNG, which Pillow would cut to 8 bit and which is decoded here.
 - HDR files come back as float32 linear RGB (H, W, 3), or (H, W) for a grey EXR.
 - OpenEXR goes through the official OpenEXR 3.x bindings, always with `separate_channels=True`
   (the coalescing mode fails on mixed pixel types).
