@@ -163,7 +163,8 @@ def build_config(args):
             base[target] = value
     if args.resume:
         base["resume"] = args.resume
-        base.setdefault("out", str(run_folder_of(args.resume)))
+        if args.out is None:  # run.json's folder may have been moved or copied since
+            base["out"] = str(run_folder_of(args.resume))
     if args.no_tensorboard:
         base["tensorboard"] = False
     if args.export_authors:

@@ -78,14 +78,17 @@ def scene_from_array(image: np.ndarray, name: str, *, crop: int, panorama: str =
 
 def image_files(folder: str | os.PathLike, mode: str) -> list[Path]:
     """The training images of a folder (or one file), sorted; HDR, LDR or both by `mode`."""
-    from ..image_io import HDR_EXTENSIONS, LDR_EXTENSIONS, list_images
+    from ..image_io import HDR_EXTENSIONS, LDR_EXTENSIONS, ImageReadError, list_images
 
     if mode not in MODES:
         raise ValueError(f"unknown data mode {mode!r}; one of {', '.join(MODES)}")
     path = Path(folder).expanduser()
     if not path.exists():
         raise TrainingDataError(f"{path}: no such file or folder")
-    files = list_images(path)
+    try:
+        files = list_images(path)
+    except ImageReadError as err:
+        raise TrainingDataError(str(err)) from err
     hdr = [f for f in files if f.suffix.lower() in HDR_EXTENSIONS]
     ldr = [f for f in files if f.suffix.lower() in LDR_EXTENSIONS]
     if mode == "auto":
@@ -118,8 +121,12 @@ def load_scenes(folder: str | os.PathLike, *, crop: int, mode: str = "auto",
     for i, f in enumerate(files):
         if progress:
             progress(i, len(files), f.name)
-        scenes.append(scene_from_array(read_linear(f, ldr_linearize), str(f), crop=crop,
-                                       panorama=panorama, max_side=max_side))
+        try:
+            linear = read_linear(f, ldr_linearize)
+        except ValueError as err:  # ImageReadError names the file and the problem
+            raise TrainingDataError(str(err)) from err
+        scenes.append(scene_from_array(linear, str(f), crop=crop, panorama=panorama,
+                                       max_side=max_side))
     return scenes
 
 

@@ -161,12 +161,15 @@ class Trainer:
         self.optimizer = Adam(self.variables, beta1, beta2)
         self.lr = tf.Variable(float(lr), trainable=False, dtype=tf.float32)
         img = tf.TensorSpec([None, crop, crop, 3], tf.float32)
-        self.train_step = tf.function(self._train_step, input_signature=[
+        # No autograph: the step has no data-dependent Python control flow, and converting
+        # the model's code costs seconds per trace.
+        self.train_step = tf.function(self._train_step, autograph=False, input_signature=[
             img, img, tf.TensorSpec([None, 8], tf.float32), tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([2], tf.int32)])
-        self.eval_step = tf.function(self._eval_step, input_signature=[img, img])
+        self.eval_step = tf.function(self._eval_step, autograph=False,
+                                     input_signature=[img, img])
         self.predict = tf.function(lambda x: model.log_prediction(x, training=False),
-                                   input_signature=[img])
+                                   autograph=False, input_signature=[img])
 
     def _train_step(self, x, y, transforms, noise_std, noise_seed):
         import tensorflow as tf
