@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tonemap import luminance
+from .tonemap import LUMINANCE_WEIGHTS
 
 # PU21, banding_glare variant (Mantiuk & Azimi 2021), parameters p1..p7.
 PU21_PARAMS = (0.353487901, 0.3734658629, 8.277049286e-05, 0.9062562627, 0.09150303166,
@@ -106,6 +106,27 @@ def pq_decode(code: np.ndarray) -> np.ndarray:
                                t(1.0 / PQ_M1))
 
 
+def _linear_combination(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """`image[..., :3] @ matrix.T` as explicit sums of planes: tiny matmuls over millions of
+    pixels are slow in BLAS (and slower still when its threads compete for the cores)."""
+    a = np.asarray(image)
+    t = a.dtype.type if a.dtype.kind == "f" else np.float32
+    planes = [a[..., c].astype(t, copy=False) for c in range(3)]
+    out = []
+    for row in np.atleast_2d(matrix):
+        acc = planes[0] * t(row[0])
+        acc += planes[1] * t(row[1])
+        acc += planes[2] * t(row[2])
+        out.append(acc)
+    return out[0] if np.ndim(matrix) == 1 else np.stack(out, axis=-1)
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 709 luminance `0.2126 R + 0.7152 G + 0.0722 B` of (..., 3) linear RGB, in the
+    input's float precision (float32 for other types)."""
+    return _linear_combination(rgb, LUMINANCE_WEIGHTS.astype(np.float64))
+
+
 # -- masks and alignment ------------------------------------------------------------------------
 def ldr_max_code(ldr: np.ndarray) -> np.ndarray:
     """The max channel of an LDR input in 8-bit codes (0..255), as float32 (H, W).
@@ -142,8 +163,8 @@ def alignment_gain(prediction: np.ndarray, reference: np.ndarray,
     luminances exceed 1e-6. If no pixel qualifies, the unclipped condition is dropped; if still
     none, the gain is 1.
     """
-    y_ref = luminance(reference).astype(np.float64)
-    y_pred = luminance(prediction).astype(np.float64)
+    y_ref = luminance(reference)
+    y_pred = luminance(prediction)
     valid = ((y_ref > GAIN_MIN_LUMINANCE) & (y_pred > GAIN_MIN_LUMINANCE)
              & np.isfinite(y_ref) & np.isfinite(y_pred))
     usable = valid & unclipped_mask(ldr) if ldr is not None else valid
@@ -151,7 +172,8 @@ def alignment_gain(prediction: np.ndarray, reference: np.ndarray,
         usable = valid
     if not usable.any():
         return 1.0
-    return float(np.exp(np.mean(np.log(y_ref[usable]) - np.log(y_pred[usable]))))
+    log_ratio = np.log(y_ref[usable]) - np.log(y_pred[usable])
+    return float(np.exp(np.mean(log_ratio, dtype=np.float64)))
 
 
 def absolute_scale(reference: np.ndarray) -> float:
@@ -186,8 +208,8 @@ def pu21_psnr(prediction_pu: np.ndarray, reference_pu: np.ndarray,
         if not mask.any():
             return float("nan")
         prediction_pu, reference_pu = prediction_pu[mask], reference_pu[mask]
-    d = np.subtract(prediction_pu, reference_pu, dtype=np.float32).ravel()
-    return psnr_from_mse(float(np.dot(d.astype(np.float64), d) / d.size))
+    d = np.subtract(prediction_pu, reference_pu, dtype=np.float64).ravel()
+    return psnr_from_mse(float(np.dot(d, d) / d.size))
 
 
 def pu21_ssim(prediction_pu_y: np.ndarray, reference_pu_y: np.ndarray) -> float:
@@ -221,7 +243,7 @@ def log2_rmse(prediction_y: np.ndarray, reference_y: np.ndarray,
 def rgb_to_yuv(rgb: np.ndarray) -> np.ndarray:
     """Linear RGB -> (Y, u' * 410/255, v' * 410/255), float32 (..., 3); XYZ clamped to
     [1e-4, 1e8] so chromaticity is defined everywhere (as the SI-HDR code)."""
-    xyz = np.clip(np.asarray(rgb, np.float32) @ RGB_TO_XYZ.T.astype(np.float32), 1e-4, 1e8)
+    xyz = np.clip(_linear_combination(np.asarray(rgb, np.float32), RGB_TO_XYZ), 1e-4, 1e8)
     x_, y_, z_ = xyz[..., 0], xyz[..., 1], xyz[..., 2]
     d = x_ + 15.0 * y_ + 3.0 * z_  # u' = 4X/d, v' = 9Y/d
     k = np.float32(UV_SCALE)
@@ -236,48 +258,49 @@ def yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
     big_x = np.clip(big_y * 9.0 * u / (4.0 * v), 1e-4, 1e8)
     big_z = np.clip(big_y * (12.0 - 3.0 * u - 20.0 * v) / (4.0 * v), 1e-4, 1e8)
     xyz = np.stack([big_x, big_y, big_z], axis=-1).astype(np.float32)
-    return np.maximum(xyz @ XYZ_TO_RGB.T.astype(np.float32), 0.0)
+    return np.maximum(_linear_combination(xyz, XYZ_TO_RGB), 0.0)
 
 
 def polynomial_features(x: np.ndarray, degree: int = CRF_DEGREE) -> np.ndarray:
-    """Design matrix of the SI-HDR fit for (N, C) values, float64 (N, K): the powers x_c^d for
-    d = degree..2, then the cross products x_i x_j (i < j), then x_c, then a constant."""
-    x = np.asarray(x, np.float64)
-    n, c = x.shape
+    """Design matrix of the SI-HDR fit for (N, C) values, transposed: float64 (K, N) rows
+    x_c^d for d = degree..2, then the cross products x_i x_j (i < j), then x_c, then ones.
+    (Rows, not columns, so every feature is one contiguous vector.)"""
+    x = np.asarray(x, np.float64).T
+    c, n = x.shape
     k = (degree - 1) * c + c * (c - 1) // 2 + c + 1
-    f = np.empty((n, k))
-    col = 0
+    f = np.empty((k, n))
+    row = 0
     for d in range(degree, 1, -1):
         for ch in range(c):
-            f[:, col] = x[:, ch]
+            f[row] = x[ch]
             for _ in range(d - 1):
-                f[:, col] *= x[:, ch]
-            col += 1
+                f[row] *= x[ch]
+            row += 1
     for i in range(c):
         for j in range(i + 1, c):
-            np.multiply(x[:, i], x[:, j], out=f[:, col])
-            col += 1
-    f[:, col:col + c] = x
-    f[:, -1] = 1.0
+            np.multiply(x[i], x[j], out=f[row])
+            row += 1
+    f[row:row + c] = x
+    f[-1] = 1.0
     return f
 
 
 def fit_polynomial(x: np.ndarray, y: np.ndarray, lam: float, degree: int = CRF_DEGREE,
-                   chunk: int = 1 << 17) -> np.ndarray:
-    """Ridge least squares W for `features(x) @ W ~ y`, pulled towards the identity map.
+                   chunk: int = 1 << 18) -> np.ndarray:
+    """Ridge least squares W (K, C) for `features(x)' W ~ y`, pulled towards the identity map.
 
-    Minimises |X W - Y|^2 + s |W - W0|^2 with s = lam * N / (number of features) and W0 the
-    identity on the linear terms, i.e. W = (X'X + s I)^-1 (X'Y + s W0). X'X and X'Y are
-    accumulated in float64 over chunks, so memory stays small for large images.
+    Minimises |X W - Y|^2 + s |W - W0|^2 with s = lam * N / K (K features) and W0 the identity
+    on the linear terms, i.e. W = (X'X + s I)^-1 (X'Y + s W0). X'X and X'Y are accumulated in
+    float64 over chunks, so memory stays small for large images.
     """
     n, c = x.shape
-    k = polynomial_features(x[:1], degree).shape[1]
+    k = polynomial_features(x[:1], degree).shape[0]
     xtx = np.zeros((k, k))
     xty = np.zeros((k, c))
     for start in range(0, n, chunk):
         f = polynomial_features(x[start:start + chunk], degree)
-        xtx += f.T @ f
-        xty += f.T @ y[start:start + chunk].astype(np.float64)
+        xtx += f @ f.T
+        xty += f @ np.asarray(y[start:start + chunk], np.float64)
     w0 = np.zeros((k, c))
     w0[k - 1 - c:k - 1] = np.eye(c)  # the linear terms sit just before the constant
     s = lam * n / k
@@ -286,11 +309,16 @@ def fit_polynomial(x: np.ndarray, y: np.ndarray, lam: float, degree: int = CRF_D
 
 
 def apply_polynomial(x: np.ndarray, w: np.ndarray, degree: int = CRF_DEGREE,
-                     chunk: int = 1 << 17) -> np.ndarray:
-    """features(x) @ w, chunked; float32 (N, C)."""
+                     chunk: int = 1 << 18) -> np.ndarray:
+    """features(x)' @ w, chunked, as sums of feature rows; float32 (N, C)."""
     out = np.empty((x.shape[0], w.shape[1]), np.float32)
     for start in range(0, x.shape[0], chunk):
-        out[start:start + chunk] = polynomial_features(x[start:start + chunk], degree) @ w
+        f = polynomial_features(x[start:start + chunk], degree)
+        for ch in range(w.shape[1]):
+            acc = f[-1] * w[-1, ch]
+            for row in range(w.shape[0] - 1):
+                acc += f[row] * w[row, ch]
+            out[start:start + chunk, ch] = acc
     return out
 
 
