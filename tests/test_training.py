@@ -46,6 +46,17 @@ def run4(scenes, tmp_path_factory):
     return out
 
 
+def tensorboard_tags(folder):
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    tags = set()
+    for f in folder.iterdir():
+        for record in tf.data.TFRecordDataset(str(f)):
+            tags |= {v.tag for v in event_pb2.Event.FromString(record.numpy()).summary.value}
+    return tags
+
+
 def log_rows(out):
     with open(out / "train_log.csv") as f:
         return list(csv.DictReader(f))
@@ -70,6 +81,8 @@ def test_train_writes_weights_checkpoints_log_and_settings(run4, scenes):
     authors = read_authors_npz(run4 / "weights_authors.npz")
     for a, b in zip(authors.tensors, w.tensors):
         np.testing.assert_array_equal(a, b)
+    tags = tensorboard_tags(run4 / "tensorboard")
+    assert {"loss", "val_loss", "learning_rate", "val_input_target_prediction"} <= tags
     # training moved the weights away from the initialisation, batch-norm statistics included
     start = load_weights(run4 / "checkpoints" / "step_000002.npz")
     assert any(not np.array_equal(a, b) for a, b in zip(start.tensors, w.tensors))
@@ -135,6 +148,19 @@ def test_preview_writes_sample_pairs(scenes, tmp_path):
     png = read_image(out / "preview" / "sample_000.png")
     assert png.shape == (64, 128, 3)  # input | target
     assert read_image(out / "preview" / "sample_001_target.exr").max() >= 1.0
+
+
+def test_ldr_pretraining_preview_relinearises_photos(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    write_png(photos / "a.png", (rng.random((80, 96, 3)) * 200).astype(np.uint8))
+    out = tmp_path / "prev"
+    assert main(["train", "--data", str(photos), "--data-mode", "ldr", "--out", str(out),
+                 "--crop", "32", "--preview", "1", "--clip-fraction", "0.1", "0.1",
+                 "--noise-max", "0"]) == 0
+    x = read_image(out / "preview" / "sample_000.png")[:, :32]
+    assert np.mean(x.max(-1) == 255) == pytest.approx(0.1, abs=0.02)
 
 
 def test_cli_refuses_bad_settings(scenes, tmp_path, capsys):

@@ -313,27 +313,39 @@ def preview_image(x: np.ndarray, y: np.ndarray, y_log: np.ndarray | None) -> np.
     return np.concatenate(panels, axis=1).astype(np.float32)
 
 
-def tensorboard_writer(folder: Path, log: Callable[[str], None]):
-    """A summary writer, or None (with a note) when the tensorboard package is missing."""
+def tensorboard_writer(folder: Path):
     import tensorflow as tf
 
-    try:
-        import tensorboard  # noqa: F401  (tf.summary.scalar/image need it)
-    except ImportError:
-        log("TensorBoard logs skipped: `pip install tensorboard` to get them")
-        return None
     return tf.summary.create_file_writer(str(folder))
+
+
+def _summary_metadata(plugin: str, data_class: int):
+    from tensorflow.core.framework import summary_pb2
+
+    meta = summary_pb2.SummaryMetadata()
+    meta.plugin_data.plugin_name = plugin
+    meta.data_class = data_class
+    return meta
 
 
 def write_summaries(writer, step: int, scalars: dict[str, float],
                     images: np.ndarray | None) -> None:
+    """Scalars and images in TensorBoard's own encoding, written with TensorFlow's core
+    `tf.summary.write`, so the logs need no tensorboard package (only viewing them does)."""
     import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
 
     with writer.as_default(step=step):
         for name, value in scalars.items():
-            tf.summary.scalar(name, value)
+            tf.summary.write(name, tf.constant(float(value), tf.float32), metadata=
+                             _summary_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR))
         if images is not None:
-            tf.summary.image("val_input_target_prediction", images, max_outputs=len(images))
+            h, w = images.shape[1:3]
+            pngs = [tf.io.encode_png(tf.constant(np.round(np.clip(im, 0, 1) * 255)
+                                                 .astype(np.uint8))) for im in images]
+            blob = tf.stack([tf.constant(str(w)), tf.constant(str(h)), *pngs])
+            tf.summary.write("val_input_target_prediction", blob, metadata=
+                             _summary_metadata("images", summary_pb2.DATA_CLASS_BLOB_SEQUENCE))
 
 
 # -- the run -------------------------------------------------------------------------------------------
@@ -442,7 +454,7 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
 
     writer = None
     if config.tensorboard:
-        writer = tensorboard_writer(out / "tensorboard", log)
+        writer = tensorboard_writer(out / "tensorboard")
 
     def make_batch(step: int) -> dict:
         batch = source.batch(step, config.batch_size)
