@@ -230,3 +230,7 @@ def test_cli_errors_name_the_problem(references, small_weights_file, tmp_path, c
     assert run_cli("--reference", references, "--params", small_weights_file, "--ldr",
                    tmp_path, "--out", tmp_path / "o5") == 2
     assert "no LDR input named" in capsys.readouterr().err
+    assert run_cli("--reference", references, "--params", small_weights_file, "--ldr",
+                   tmp_path, "--jpeg", "90", "--out", tmp_path / "o6") == 2
+    assert "given LDR inputs are used as they are" in capsys.readouterr().err
+    assert not any((tmp_path / f"o{k}").exists() for k in (1, 2, 3, 4, 6))

@@ -489,6 +489,9 @@ def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResu
     if config.ldr_dir is not None and config.max_side:
         raise EvaluationError("--max-side cannot be combined with given LDR inputs (their size "
                               "must match the reference)")
+    if config.ldr_dir is not None and config.jpeg is not None:
+        raise EvaluationError("--jpeg applies to the inputs the protocol makes; given LDR "
+                              "inputs are used as they are")
     ref_paths = list_references(Path(config.reference))
     names = unique_names(ref_paths)
     methods = load_methods(config.params, config.labels, config.linearize, config.device)
@@ -535,10 +538,10 @@ def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResu
                 fig = out / "figures" / f"{test.name}.png"
                 write_png(fig, sheet)
                 figures.append(fig)
+        write_csv(out / "per_image.csv", rows, PER_IMAGE_COLUMNS)  # so far, in case of a crash
 
     order = [m.label for m in methods]
     summary = summarise(rows, order)
-    write_csv(out / "per_image.csv", rows, PER_IMAGE_COLUMNS)
     write_csv(out / "summary.csv", summary, summary_columns())
     write_bytes(out / "settings.json",
                 (json.dumps(settings, indent=2, sort_keys=False) + "\n").encode())
