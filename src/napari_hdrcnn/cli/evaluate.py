@@ -3,7 +3,6 @@ the protocol lives in napari_hdrcnn.evaluate)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ..reconstruct import DEVICES
@@ -15,18 +14,18 @@ def add_parser(sub) -> None:
         "evaluate", help="score weight files by the SI-HDR protocol",
         description="Make 8-bit test inputs from reference HDR images with the protocol's "
         "camera (docs/evaluation.md), reconstruct them with each weight file and the "
-        "ldr_linear baseline, and write per_image.csv, summary.csv (mean and 95%% confidence "
-        "interval per method and clip level), settings.json, inputs/ and figures/ to --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "ldr_linear baseline, and write per_image.csv, summary.csv (mean and 95 % confidence "
+        "interval per method and clip level), settings.json, inputs/ and figures/ to --out.")
     p.add_argument("--reference", required=True,
                    help="a reference HDR image (.exr, .hdr) or a folder of them")
     p.add_argument("--params", nargs="+", default=["default"], metavar="P",
-                   help="weight names (default, hdrcnn, ...) or weight files")
+                   help="weight names (default, hdrcnn, ...) or weight files; default: default")
     p.add_argument("--label", nargs="+", metavar="L",
                    help="method names for the tables, one per --params (default: the weight "
                    "name or file stem)")
     p.add_argument("--clip", nargs="+", type=float, default=[95.0], metavar="C",
-                   help="clip levels: C %% of the pixels stay below white (SI-HDR: 95 97)")
+                   help="clip levels: C %% of the pixels stay below white (SI-HDR: 95 97); "
+                   "default: 95")
     p.add_argument("--jpeg", type=int, metavar="Q",
                    help="compress the test inputs as JPEG at this quality (e.g. 90)")
     p.add_argument("--ldr", metavar="DIR",
@@ -37,7 +36,7 @@ def add_parser(sub) -> None:
                    "file's)")
     p.add_argument("--max-side", type=int, metavar="PX",
                    help="box-downscale references so the longer side is at most PX")
-    p.add_argument("--device", choices=DEVICES, default="auto", help="where TensorFlow runs")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="where TensorFlow runs; default: auto")
     p.add_argument("--no-figures", action="store_true", help="skip the comparison figures")
     p.add_argument("--out", required=True, help="output folder (created if needed)")
     p.set_defaults(run=run)
