@@ -14,7 +14,7 @@ DATA_DIR = Path(__file__).parent / "data"
 CLIPPED_PHOTO = DATA_DIR / "sample_clipped_sunset.png"
 CLIPPED_PHOTO_DESCRIPTION = (
     "8-bit sunset over snow with the sun and sky blown out (about 7 % of the pixels at 255); "
-    "480x360, downscaled from img_007 of the HDR-CNN release's example inputs (BSD-3-Clause, "
+    "448x336, downscaled from img_007 of the HDR-CNN release's example inputs (BSD-3-Clause, "
     "Copyright (c) 2017 Gabriel Eilertsen; see data/LICENSE-samples). No reference HDR exists "
     "for this photo, so there is none to compare with.")
 
