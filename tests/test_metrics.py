@@ -228,3 +228,13 @@ def test_temporal_stability_relative_to_a_moving_reference():
     assert from_input.comparison_change == pytest.approx(np.log2(1.05), rel=0.1)
     with pytest.raises(ValueError, match="T >= 2"):
         metrics.temporal_stability(frames[:1], frames[:1])
+
+
+def test_a_prepared_reference_scores_like_score():
+    ref = scene()
+    ldr = camera(ref)
+    scorer = metrics.ScoringReference(ref, ldr)
+    for pred in (ref * 0.3, ((ldr / 255.0) ** 2.2).astype(np.float32)):
+        assert scorer.score(pred).metrics == metrics.score(pred, ref, ldr).metrics
+    with pytest.raises(ValueError, match="shape mismatch"):
+        metrics.ScoringReference(ref, ldr[:10])

@@ -416,8 +416,10 @@ def _panel(pixels: np.ndarray, title: str, width: int):
     return out
 
 
-def comparison_figure(test: InputCase, reference: np.ndarray, rows: list[tuple[str, np.ndarray,
-                      float]], display_scale: float) -> np.ndarray:
+def comparison_figure(test: InputCase, reference: np.ndarray,
+                      scorer: metrics.ScoringReference,
+                      rows: list[tuple[str, np.ndarray, float]], display_scale: float
+                      ) -> np.ndarray:
     """One row per method: input | reconstruction | reference | error map, all at one exposure.
 
     rows: (label, prediction, alignment gain); images are shown in the reference's scale times
@@ -425,16 +427,14 @@ def comparison_figure(test: InputCase, reference: np.ndarray, rows: list[tuple[s
     """
     from PIL import Image
 
-    scale = metrics.absolute_scale(reference)
-    ref_abs_y = metrics.luminance(metrics.to_absolute(reference, scale))
-    ref_pu = metrics.pu21_encode(ref_abs_y)
     gain_in = metrics.alignment_gain(ldr_linear(test.ldr), reference, test.ldr)
     shown_in = display(ldr_linear(test.ldr), display_scale * gain_in)
     shown_ref = display(reference, display_scale)
     panels = []
     for label, pred, gain in rows:
-        pred_abs_y = metrics.luminance(metrics.to_absolute(pred, gain * scale))
-        err = np.abs(metrics.pu21_encode(pred_abs_y) - ref_pu) / ERROR_MAP_MAX_PU
+        pred_y = np.clip(metrics.luminance(metrics.to_absolute(pred, gain * scorer.scale)),
+                         metrics.L_MIN, metrics.L_MAX)
+        err = np.abs(metrics.pu21_encode(pred_y) - scorer.pu_y) / ERROR_MAP_MAX_PU
         panels.append([
             _panel(shown_in, f"input, clip {test.clip}", FIGURE_PANEL_WIDTH),
             _panel(display(pred, display_scale * gain), label, FIGURE_PANEL_WIDTH),
@@ -516,11 +516,12 @@ def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResu
             else:
                 write_png(out / "inputs" / f"{test.name}.png", test.ldr)
             fig_rows = []
+            scorer = metrics.ScoringReference(reference, test.ldr)
             for method in methods:
                 t0 = time.perf_counter()
                 pred = metrics.finite_prediction(method.predict(test.ldr, config.linearize))
                 seconds = time.perf_counter() - t0
-                s = metrics.score(pred, reference, test.ldr)
+                s = scorer.score(pred)
                 rows.append({"image": name, "clip": test.clip, "jpeg": config.jpeg or "",
                              "method": method.label, "gain": s.gain,
                              "clipped_fraction": s.clipped_fraction, **s.metrics})
@@ -533,7 +534,7 @@ def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResu
                 if exposure is None:  # given input: the camera's exposure, as the gain finds it
                     exposure = 1.0 / metrics.alignment_gain(ldr_linear(test.ldr), reference,
                                                             test.ldr)
-                sheet = comparison_figure(test, reference, fig_rows,
+                sheet = comparison_figure(test, reference, scorer, fig_rows,
                                           exposure * 2.0 ** FIGURE_STOPS)
                 fig = out / "figures" / f"{test.name}.png"
                 write_png(fig, sheet)

@@ -163,11 +163,14 @@ def alignment_gain(prediction: np.ndarray, reference: np.ndarray,
     luminances exceed 1e-6. If no pixel qualifies, the unclipped condition is dropped; if still
     none, the gain is 1.
     """
-    y_ref = luminance(reference)
-    y_pred = luminance(prediction)
+    return _gain(luminance(prediction), luminance(reference),
+                 unclipped_mask(ldr) if ldr is not None else None)
+
+
+def _gain(y_pred: np.ndarray, y_ref: np.ndarray, unclipped: np.ndarray | None) -> float:
     valid = ((y_ref > GAIN_MIN_LUMINANCE) & (y_pred > GAIN_MIN_LUMINANCE)
              & np.isfinite(y_ref) & np.isfinite(y_pred))
-    usable = valid & unclipped_mask(ldr) if ldr is not None else valid
+    usable = valid & unclipped if unclipped is not None else valid
     if not usable.any():
         usable = valid
     if not usable.any():
@@ -376,17 +379,56 @@ def finite_prediction(prediction: np.ndarray) -> np.ndarray:
                          posinf=np.finfo(np.float32).max, neginf=0.0)
 
 
-def _metrics(pred_abs: np.ndarray, ref_pu: np.ndarray, ref_pu_y: np.ndarray,
-             ref_y: np.ndarray, clipped: np.ndarray) -> dict:
-    """The four metrics of an absolute prediction against the reference's cached encodings."""
-    pred_pu = pu21_encode(pred_abs)
-    pred_y = np.clip(luminance(pred_abs), L_MIN, L_MAX)
-    return {
-        "pu21_psnr": pu21_psnr(pred_pu, ref_pu),
-        "pu21_psnr_clipped": pu21_psnr(pred_pu, ref_pu, clipped),
-        "pu21_ssim": pu21_ssim(pu21_encode(pred_y), ref_pu_y),
-        "log_rmse_clipped": log2_rmse(pred_y, ref_y, clipped),
-    }
+class ScoringReference:
+    """A reference and its LDR input prepared once (absolute image, PU21 encodings, masks), so
+    that several predictions of the same input are scored without redoing that work."""
+
+    def __init__(self, reference: np.ndarray, ldr: np.ndarray):
+        ref = np.asarray(reference, np.float32)[..., :3]
+        if np.asarray(ldr).shape[:2] != ref.shape[:2]:
+            raise ValueError(f"shape mismatch: reference {ref.shape}, LDR input "
+                             f"{np.shape(ldr)}")
+        self.shape = ref.shape
+        self.y_relative = luminance(ref)
+        self.unclipped = unclipped_mask(ldr)
+        self.clipped = clipped_mask(ldr)
+        self.scale = absolute_scale(ref)
+        self.absolute = to_absolute(ref, self.scale)
+        self.pu = pu21_encode(self.absolute)
+        self.y = np.clip(luminance(self.absolute), L_MIN, L_MAX)
+        self.pu_y = pu21_encode(self.y)
+
+    def aligned(self, prediction: np.ndarray) -> tuple[np.ndarray, float]:
+        """(absolute prediction, gain): the gain alignment, then the reference's scale."""
+        gain = _gain(luminance(prediction), self.y_relative, self.unclipped)
+        return to_absolute(prediction, gain * self.scale), gain
+
+    def metrics(self, prediction_abs: np.ndarray) -> dict:
+        """The four metrics of an absolute prediction."""
+        pred_pu = pu21_encode(prediction_abs)
+        pred_y = np.clip(luminance(prediction_abs), L_MIN, L_MAX)
+        return {
+            "pu21_psnr": pu21_psnr(pred_pu, self.pu),
+            "pu21_psnr_clipped": pu21_psnr(pred_pu, self.pu, self.clipped),
+            "pu21_ssim": pu21_ssim(pu21_encode(pred_y), self.pu_y),
+            "log_rmse_clipped": log2_rmse(pred_y, self.y, self.clipped),
+        }
+
+    def score(self, prediction: np.ndarray, crf: bool = True) -> ImageScore:
+        """See `score`."""
+        prediction = finite_prediction(prediction)
+        if prediction.shape != self.shape:
+            raise ValueError(f"shape mismatch: prediction {prediction.shape}, reference "
+                             f"{self.shape}")
+        pred_abs, gain = self.aligned(prediction)
+        result = self.metrics(pred_abs)
+        if crf:
+            corrected = crf_correct(pred_abs, self.absolute)
+            result.update({k + CRF_SUFFIX: v for k, v in self.metrics(corrected).items()})
+        else:
+            result.update({name + CRF_SUFFIX: float("nan") for name in METRIC_NAMES})
+        return ImageScore(metrics=result, gain=gain, absolute_scale=self.scale,
+                          clipped_fraction=float(self.clipped.mean()))
 
 
 def score(prediction: np.ndarray, reference: np.ndarray, ldr: np.ndarray,
@@ -397,31 +439,10 @@ def score(prediction: np.ndarray, reference: np.ndarray, ldr: np.ndarray,
     ldr: the LDR input the prediction was made from (uint8, uint16 or [0, 1] float), which
     defines the unclipped pixels (gain) and the clipped region (clipped metrics). NaN in the
     prediction counts as black and +Inf as the brightest value (both then clamp to PU21's range).
-    With crf=True the `+CRF` metrics are added (NaN otherwise).
+    With crf=True the `+CRF` metrics are added (NaN otherwise). To score several predictions
+    of one input, build a `ScoringReference` once and call its `score`.
     """
-    prediction = finite_prediction(prediction)
-    reference = np.asarray(reference, np.float32)[..., :3]
-    if prediction.shape != reference.shape or ldr.shape[:2] != reference.shape[:2]:
-        raise ValueError(f"shape mismatch: prediction {prediction.shape}, reference "
-                         f"{reference.shape}, LDR input {ldr.shape}")
-    gain = alignment_gain(prediction, reference, ldr)
-    scale = absolute_scale(reference)
-    ref_abs = to_absolute(reference, scale)
-    pred_abs = to_absolute(prediction, gain * scale)
-    clipped = clipped_mask(ldr)
-
-    ref_pu = pu21_encode(ref_abs)
-    ref_y = np.clip(luminance(ref_abs), L_MIN, L_MAX)
-    ref_pu_y = pu21_encode(ref_y)
-    metrics = _metrics(pred_abs, ref_pu, ref_pu_y, ref_y, clipped)
-    if crf:
-        corrected = crf_correct(pred_abs, ref_abs)
-        for name, value in _metrics(corrected, ref_pu, ref_pu_y, ref_y, clipped).items():
-            metrics[name + CRF_SUFFIX] = value
-    else:
-        metrics.update({name + CRF_SUFFIX: float("nan") for name in METRIC_NAMES})
-    return ImageScore(metrics=metrics, gain=gain, absolute_scale=scale,
-                      clipped_fraction=float(clipped.mean()))
+    return ScoringReference(reference, ldr).score(prediction, crf=crf)
 
 
 # -- video ---------------------------------------------------------------------------------------
