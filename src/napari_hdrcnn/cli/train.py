@@ -48,7 +48,8 @@ def add_parser(subparsers) -> None:
                    help="folder (or file) of training images [required unless --resume]")
     g.add_argument("--val", metavar="DIR", default=d, help="held-out folder for validation loss")
     g.add_argument("--out", metavar="DIR", default=d, help="run folder [required]")
-    g.add_argument("--width-factor", type=float, default=d, help="channel width (default 0.25)")
+    g.add_argument("--width-factor", type=float, default=d,
+                   help="channel width (default 0.25, or the --init file's)")
     g.add_argument("--crop", type=int, default=d,
                    help="training crop side, multiple of 32 (default 224)")
     g.add_argument("--batch-size", type=int, default=d, help="samples per step (default 8)")
@@ -169,6 +170,9 @@ def build_config(args):
         base["tensorboard"] = False
     if args.export_authors:
         base["export_authors"] = True
+    if args.init and args.width_factor is None and not args.resume:
+        from ..weights import load_weights  # fine-tuning: the network's width is the file's
+        base["width_factor"] = load_weights(args.init).width_factor
     for needed in ("data", "out"):
         if not base.get(needed):
             raise ValueError(f"--{needed} is required")

@@ -487,6 +487,21 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
                         f.unlink()
         return path
 
+    def record(step: int, losses: list[float], lr: float, seconds: float,
+               val: float | None, images: np.ndarray | None) -> None:
+        """One row of train_log.csv, TensorBoard and (without a progress bar) the console."""
+        mean = float(np.mean(losses))
+        append_log_row(out / "train_log.csv", {
+            "step": step, "loss": f"{mean:.6g}", "lr": f"{lr:.6g}", "seconds": f"{seconds:.1f}",
+            "val_loss": f"{val:.6g}" if val is not None else ""})
+        if writer is not None:
+            write_summaries(writer, step, {"loss": mean, "learning_rate": lr,
+                                           **({"val_loss": val} if val is not None else {})},
+                            images)
+        if bar is None:
+            log(f"step {step}/{end} loss {mean:.4g}"
+                + (f" val {val:.4g}" if val is not None else "") + f" {seconds:.0f}s")
+
     bar = None
     if progress:
         from tqdm import tqdm
@@ -512,24 +527,10 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
             if do_val:
                 val_loss = trainer.evaluate(val_batches)
             if step % config.log_every == 0 or do_val or step == end:
-                row = {"step": step, "loss": f"{np.mean(window):.6g}", "lr": f"{float(trainer.lr.numpy()):.6g}",
-                       "seconds": f"{seconds:.1f}",
-                       "val_loss": f"{val_loss:.6g}" if do_val else ""}
-                append_log_row(out / "train_log.csv", row)
-                if writer is not None:
-                    images = None
-                    if do_val:
-                        b = val_batches[0]
-                        y_log = trainer.predict(b["x"][:4]).numpy()
-                        images = np.stack([preview_image(b["x"][i], b["y"][i], y_log[i])
-                                           for i in range(len(y_log))])
-                    write_summaries(writer, step, {"loss": float(np.mean(window)),
-                                                   "learning_rate": float(trainer.lr.numpy()),
-                                                   **({"val_loss": val_loss} if do_val else {})},
-                                    images)
-                if bar is None:
-                    log(f"step {step}/{end} loss {np.mean(window):.4g}"
-                        + (f" val {val_loss:.4g}" if do_val else "") + f" {seconds:.0f}s")
+                images = (validation_images(trainer, val_batches[0])
+                          if do_val and writer is not None else None)
+                record(step, window, float(trainer.lr.numpy()), seconds,
+                       val_loss if do_val else None, images)
                 window = []
             if bar is not None:
                 bar.update(1)
@@ -551,6 +552,10 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
             writer.flush()
 
     seconds = seconds_before + time.monotonic() - t0
+    if window:  # steps since the last log row (a stop between rows)
+        record(step, window, float(trainer.lr.numpy()), seconds, None, None)
+    if writer is not None:
+        writer.flush()
     if step > start or not list_checkpoints(out):
         save_checkpoint(step, seconds)
     final = out / "weights.npz"
@@ -561,6 +566,12 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
     if stop:
         log(f"{stop.set_reason} at step {step}; saved {final} (resume with --resume {out})")
     return TrainResult(final, step, last_loss, val_loss, seconds, stop.set_reason)
+
+
+def validation_images(trainer: Trainer, batch: dict, n: int = 4) -> np.ndarray:
+    y_log = trainer.predict(batch["x"][:n]).numpy()
+    return np.stack([preview_image(batch["x"][i], batch["y"][i], y_log[i])
+                     for i in range(len(y_log))])
 
 
 def write_preview(config: TrainConfig, n: int, out_dir: str | os.PathLike) -> list[Path]:
