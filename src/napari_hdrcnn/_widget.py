@@ -32,7 +32,7 @@ from psygnal import Signal
 from ._worker import Job, WorkerStopped, prewarm, shared_process
 from .reconstruct import DEVICES, SIZINGS, as_unit_rgb
 from .tonemap import display_range
-from .weights import available_weights, atomic_file
+from .weights import atomic_file, available_weights, resolve
 
 if TYPE_CHECKING:
     import napari
@@ -215,7 +215,8 @@ class HDRCNNWidget(Container):
                              "is a time series"),
             ComboBox(name="weights", label="weights", choices=weight_choices,
                      value=s["weights"] if s["weights"] in weight_choices else weight_choices[0],
-                     tooltip="installed weight names, or a weight file"),
+                     tooltip="installed weights (add the authors' with `hdrcnn weights "
+                             "download NAME`), or a weight file"),
             FileEdit(name="weights_file", label="weights file", mode="r", filter="*.npz",
                      value=s["weights_file"] or None),
             FloatSpinBox(name="gamma", label="gamma", min=0.5, max=3.0, step=0.05,
@@ -296,7 +297,7 @@ class HDRCNNWidget(Container):
 
     def _weights_source(self, settings: dict[str, Any]) -> str:
         if settings["weights"] != CHOOSE_FILE:
-            return settings["weights"]
+            return str(resolve(settings["weights"]))  # a missing file is reported right away
         path = settings["weights_file"]
         if not path or not Path(path).is_file():
             raise ValueError(f"choose a weight file (.npz); '{path}' is not a file")
