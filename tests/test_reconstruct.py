@@ -165,3 +165,18 @@ def test_bad_options_are_refused(small, clipped_photo):
         small.run(clipped_photo, tile=100)
     with pytest.raises(ValueError, match="linearisation"):
         small.run(clipped_photo, linearize="cubic")
+
+
+def test_overflowing_network_output_stays_finite(small_weights_file, clipped_photo):
+    from napari_hdrcnn.weights import load_weights
+
+    w = load_weights(small_weights_file)
+    tensors = [t.copy() for t in w.tensors]
+    tensors[-1][:] = 500.0  # h7 fuse bias: y_log = 500, exp() overflows float32
+    from napari_hdrcnn.weights import Weights
+
+    r = Reconstructor(Weights(tensors, w.width_factor, w.linearize), device="cpu").run(
+        clipped_photo)
+    assert np.all(np.isfinite(r.hdr)) and r.hdr.max() <= 65504
+    far = r.mask == 0
+    np.testing.assert_allclose(r.hdr[far], (clipped_photo[far] / 255.0) ** 2.2, rtol=1e-5)

@@ -24,6 +24,8 @@ DEVICES = ("auto", "cpu", "gpu")
 DEFAULT_MEMORY_BUDGET_MB = 4096
 DEFAULT_OVERLAP = 64
 MULTIPLE = 32
+MAX_HDR = np.float32(65504.0)  # the largest half float: EXR output stays finite
+MAX_LOG = np.float32(np.log(65504.0 + LOG_EPS))
 
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -274,7 +276,9 @@ class Reconstructor:
         # The authors' blend, y = ((1 - a) L(x)^(1/g) + a n)^g: with L(x) = x^2 it is their
         # f(x^(1/g))^g exactly, and pixels away from clipping stay L(x) for any gamma.
         mask = blend_mask(x_net)[..., None]
-        network = np.maximum(np.exp(y_log) - np.float32(LOG_EPS), 0.0)
+        # Capped at the half-float maximum: an untrained or foreign model may overflow exp(),
+        # and 0 * inf in the blend would turn unreplaced pixels into NaN.
+        network = np.clip(np.exp(np.minimum(y_log, MAX_LOG)) - np.float32(LOG_EPS), 0.0, MAX_HDR)
         lin = linearize_pixels(x, method)
         if gamma != 1.0:
             lin = np.power(lin, np.float32(1.0 / gamma))
