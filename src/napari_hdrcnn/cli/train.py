@@ -41,7 +41,7 @@ def add_parser(subparsers) -> None:
                     "tone-maps, adds noise and quantises them; the network learns to restore "
                     "the clipped highlights. Writes OUT/weights.npz, which `hdrcnn predict "
                     "--params` and the napari widget load.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    )
     d = None  # see module docstring
     g = p.add_argument_group("run")
     g.add_argument("--data", metavar="DIR", default=d,
@@ -191,6 +191,13 @@ def run(args) -> int:
         print(f"hdrcnn train: {err}", file=sys.stderr)
         return 2
     configure_device(args.device)
+    if args.device == "gpu" and not args.preview:
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            print("hdrcnn train: --device gpu but TensorFlow sees no GPU (install the 'gpu' "
+                  "extra, or use --device cpu)", file=sys.stderr)
+            return 1
     from ..training.loop import StopFlag, train, write_preview
 
     try:

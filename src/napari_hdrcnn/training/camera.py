@@ -101,16 +101,17 @@ def bilinear_sample(image: np.ndarray, u: np.ndarray, v: np.ndarray, wrap_u: boo
     v0 = np.floor(v)
     fu = (u - u0).astype(np.float32)[..., None]
     fv = (v - v0).astype(np.float32)[..., None]
-    u0 = u0.astype(np.int64)
-    v0 = v0.astype(np.int64)
+    u0 = u0.astype(np.intp)
+    v0 = v0.astype(np.intp)
     if wrap_u:
         ua, ub = u0 % w, (u0 + 1) % w
     else:
         ua, ub = np.clip(u0, 0, w - 1), np.clip(u0 + 1, 0, w - 1)
-    va, vb = np.clip(v0, 0, h - 1), np.clip(v0 + 1, 0, h - 1)
-    top = image[va, ua] * (1 - fu) + image[va, ub] * fu
-    bottom = image[vb, ua] * (1 - fu) + image[vb, ub] * fu
-    return (top * (1 - fv) + bottom * fv).astype(np.float32)
+    ra, rb = np.clip(v0, 0, h - 1) * w, np.clip(v0 + 1, 0, h - 1) * w
+    flat = image.reshape(h * w, -1)  # one gather per corner on flat indices is the fast path
+    top = np.take(flat, ra + ua, axis=0) * (1 - fu) + np.take(flat, ra + ub, axis=0) * fu
+    bottom = np.take(flat, rb + ua, axis=0) * (1 - fu) + np.take(flat, rb + ub, axis=0) * fu
+    return (top * (1 - fv) + bottom * fv).astype(np.float32, copy=False)
 
 
 def _level_for_step(levels: list[np.ndarray], step: float) -> tuple[np.ndarray, float]:
@@ -129,12 +130,13 @@ def perspective_view(levels: list[np.ndarray], size: int, yaw: float, pitch: flo
     image, scale = _level_for_step(levels, step)
     h, w = image.shape[:2]
     c = (size - 1) / 2
-    jj, ii = np.meshgrid(np.arange(size, dtype=np.float64), np.arange(size, dtype=np.float64))
-    # camera frame: x right, y up, z forward
-    x, y, z = (jj - c) / f, -(ii - c) / f, np.ones_like(jj)
+    # camera frame: x right, y up, z forward; float32 is ample for sub-pixel positions here
+    coord = (np.arange(size, dtype=np.float32) - np.float32(c)) / np.float32(f)
+    x, y = coord[None, :], -coord[:, None]
     p, t = math.radians(pitch), math.radians(yaw)
-    y, z = y * math.cos(p) + z * math.sin(p), -y * math.sin(p) + z * math.cos(p)
+    y, z = y * math.cos(p) + math.sin(p), -y * math.sin(p) + math.cos(p)  # z was 1
     x, z = x * math.cos(t) + z * math.sin(t), -x * math.sin(t) + z * math.cos(t)
+    y = np.broadcast_to(y, x.shape)
     lon = np.arctan2(x, z)
     lat = np.arctan2(y, np.hypot(x, z))
     u = (lon / (2 * math.pi) + 0.5) * w - 0.5
