@@ -124,6 +124,22 @@ def test_reader_handles_the_formats_corners(make_napari_viewer, name, rgb):
     assert tuple(layer.translate) == (expected.origin[1], expected.origin[0])
 
 
+def test_reader_opens_the_first_part_of_a_multipart_file(make_napari_viewer, tmp_path):
+    import OpenEXR
+
+    def part(value, name):
+        return OpenEXR.Part({"compression": OpenEXR.ZIP_COMPRESSION,
+                             "type": OpenEXR.scanlineimage},
+                            {"RGB": np.full((8, 10, 3), value, np.float32)}, name=name)
+
+    path = tmp_path / "two_parts.exr"
+    OpenEXR.File([part(0.5, "beauty"), part(2.0, "other")]).write(str(path))
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin=PLUGIN)
+    assert layer.data.shape == (8, 10, 3) and np.all(layer.data == 0.5)  # as the core: part 0
+    assert layer.metadata["exr_header"]["name"] == "beauty"
+
+
 def test_reader_reads_radiance_hdr(make_napari_viewer):
     from napari_hdrcnn.image_io import read_radiance
 
