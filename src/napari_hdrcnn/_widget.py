@@ -247,8 +247,15 @@ class HDRCNNWidget(Container):
         self.image.changed.connect(self._describe_input)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
-        for event in ("inserted", "removed", "reordered", "renamed"):
-            getattr(napari_viewer.layers.events, event).connect(self._refresh_layers)
+        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        layer_events = [getattr(napari_viewer.layers.events, name)
+                        for name in ("inserted", "removed", "reordered", "renamed")]
+        for event in layer_events:
+            event.connect(self._refresh_layers)
+        # a closed widget must not be called by the viewer's layer list any more
+        self.native.destroyed.connect(
+            lambda *_, events=layer_events, callback=self._refresh_layers:
+            [event.disconnect(callback) for event in events])
         self._update_visibility()
         self._describe_input()
         prewarm(self.device.value)  # TensorFlow loads while the user fills in the form
