@@ -78,6 +78,7 @@ def test_train_writes_weights_checkpoints_log_and_settings(run4, scenes):
                      "step_000004.npz"]
     settings = json.loads((run4 / "run.json").read_text())
     assert settings["width_factor"] == 0.0625 and settings["camera"]["crop"] == 64
+    assert settings["val_loss_baseline"] > 0  # the clipped highlights are not in the input
     authors = read_authors_npz(run4 / "weights_authors.npz")
     for a, b in zip(authors.tensors, w.tensors):
         np.testing.assert_array_equal(a, b)
@@ -169,6 +170,16 @@ def test_cli_refuses_bad_settings(scenes, tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"),
                  *TINY]) == 1
     assert "nothing" in capsys.readouterr().err
+
+
+def test_baseline_loss_is_zero_when_the_input_holds_the_whole_target():
+    from napari_hdrcnn.training.loop import baseline_loss
+
+    x = np.linspace(0.5, 1.0, 64 * 64 * 3, dtype=np.float32).reshape(1, 64, 64, 3)
+    exact = {"x": x, "y": x ** 2.2}
+    assert baseline_loss([exact], "ir", "gamma2.2") == pytest.approx(0.0, abs=1e-9)
+    clipped = {"x": x, "y": np.where(x >= 1.0, 4.0, x ** 2.2).astype(np.float32)}
+    assert baseline_loss([clipped], "l2", "gamma2.2") > 1e-4
 
 
 def test_loss_falls_when_fitting_one_fixed_batch(scenes):

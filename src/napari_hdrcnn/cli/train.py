@@ -215,6 +215,9 @@ def run(args) -> int:
     except (TrainingDataError, WeightFileError, FloatingPointError, ValueError) as err:
         print(f"hdrcnn train: {err}", file=sys.stderr)
         return 1
-    val = f", val loss {result.val_loss:.4g}" if result.val_loss is not None else ""
+    val = ""
+    if result.val_loss is not None:
+        val = (f", val loss {result.val_loss:.4g} (linearised input without reconstruction: "
+               f"{result.val_loss_baseline:.4g})")
     print(f"step {result.step}: loss {result.loss:.4g}{val}; weights in {result.weights_path}")
     return 130 if result.stopped == "interrupted" else 0

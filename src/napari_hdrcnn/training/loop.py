@@ -370,6 +370,7 @@ class TrainResult:
     val_loss: float | None
     seconds: float
     stopped: str | None
+    val_loss_baseline: float | None = None  # of the linearised input, no reconstruction
 
 
 def initial_weights(config: TrainConfig, model) -> tuple[int, Path | None, dict]:
@@ -428,6 +429,11 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
         val_batches = SampleSource(val_scenes, config.camera, config.seed,
                                    VAL_STREAM).fixed_batches(config.val_samples, config.batch_size)
         log(f"{len(val_scenes)} validation scenes, {config.val_samples} fixed samples")
+    baseline = (baseline_loss(val_batches, config.loss, config.linearize)
+                if val_batches else None)
+    if baseline is not None:
+        log(f"validation loss of the linearised input, no reconstruction: {baseline:.4g} "
+            "(a useful model goes below it)")
 
     per_epoch = steps_per_epoch(config, len(scenes))
     end = total_steps(config, per_epoch)
@@ -448,6 +454,7 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
 
     settings = config.to_dict()
     settings.update(scenes=len(scenes), steps_per_epoch=per_epoch, total_steps=end,
+                    val_loss_baseline=baseline,
                     git_commit=git_commit(), started=_dt.datetime.now(_dt.timezone.utc)
                     .isoformat(timespec="seconds"), tensorflow=tf.__version__)
     write_json(out / "run.json", settings)
@@ -565,7 +572,22 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
         write_authors_npz(w, out / "weights_authors.npz")
     if stop:
         log(f"{stop.set_reason} at step {step}; saved {final} (resume with --resume {out})")
-    return TrainResult(final, step, last_loss, val_loss, seconds, stop.set_reason)
+    return TrainResult(final, step, last_loss, val_loss, seconds, stop.set_reason, baseline)
+
+
+def baseline_loss(batches: list[dict], loss: str, linearize: str) -> float:
+    """The loss of predicting the linearised input itself (`ldr_linear`): the level a trained
+    model must beat to have reconstructed anything."""
+    from ..architecture import LOG_EPS
+    from ..reconstruct import linearize_pixels
+    from .losses import reconstruction_loss
+
+    total, count = 0.0, 0
+    for b in batches:
+        y_log = np.log(linearize_pixels(b["x"], linearize) + LOG_EPS).astype(np.float32)
+        total += float(reconstruction_loss(loss, y_log, b["y"])) * len(b["x"])
+        count += len(b["x"])
+    return total / max(count, 1)
 
 
 def validation_images(trainer: Trainer, batch: dict, n: int = 4) -> np.ndarray:
