@@ -6,7 +6,6 @@ run.json apply unless the command line overrides them; otherwise TrainConfig's d
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys

@@ -397,6 +397,41 @@ def initial_weights(config: TrainConfig, model) -> tuple[int, Path | None, dict]
     return 0, None, {}
 
 
+def load_training_data(config: TrainConfig,
+                       log: Callable[[str], None]) -> tuple[SampleSource, list[dict]]:
+    """The training sample source and the fixed validation batches (empty without --val)."""
+    def scenes_of(folder: str):
+        return load_scenes(folder, crop=config.crop, mode=config.data_mode,
+                           panorama=config.panorama, ldr_linearize=config.ldr_linearize,
+                           max_side=config.max_side)
+
+    log(f"loading training scenes from {config.data}")
+    scenes = scenes_of(config.data)
+    n_pano = sum(s.panorama for s in scenes)
+    log(f"{len(scenes)} scenes ({n_pano} panoramas, {len(scenes) - n_pano} photos)")
+    val_batches = []
+    if config.val:
+        val_scenes = scenes_of(config.val)
+        val_batches = SampleSource(val_scenes, config.camera, config.seed,
+                                   VAL_STREAM).fixed_batches(config.val_samples, config.batch_size)
+        log(f"{len(val_scenes)} validation scenes, {config.val_samples} fixed samples")
+    return SampleSource(scenes, config.camera, config.seed, TRAIN_STREAM), val_batches
+
+
+def restore_optimizer(trainer: "Trainer", ckpt: Path, log: Callable[[str], None]) -> float:
+    """Adam's state saved beside a checkpoint, if there; returns the training seconds so far."""
+    seconds = 0.0
+    opt_file = optimizer_path(ckpt)
+    if opt_file.is_file():
+        with np.load(opt_file, allow_pickle=False) as z:
+            state = {k: z[k] for k in z.files}
+        trainer.optimizer.load_state(state, str(opt_file))
+        seconds = float(state.get("seconds", 0.0))
+    else:
+        log(f"{opt_file.name} not found: Adam restarts from zero moments")
+    return seconds
+
+
 def total_steps(config: TrainConfig, per_epoch: int) -> int:
     if config.epochs is not None:
         return max(1, math.ceil(config.epochs * per_epoch))
@@ -414,28 +449,14 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
     out = Path(config.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
 
-    log(f"loading training scenes from {config.data}")
-    scenes = load_scenes(config.data, crop=config.crop, mode=config.data_mode,
-                         panorama=config.panorama, ldr_linearize=config.ldr_linearize,
-                         max_side=config.max_side)
-    n_pano = sum(s.panorama for s in scenes)
-    log(f"{len(scenes)} scenes ({n_pano} panoramas, {len(scenes) - n_pano} photos)")
-    source = SampleSource(scenes, config.camera, config.seed, TRAIN_STREAM)
-    val_batches = []
-    if config.val:
-        val_scenes = load_scenes(config.val, crop=config.crop, mode=config.data_mode,
-                                 panorama=config.panorama, ldr_linearize=config.ldr_linearize,
-                                 max_side=config.max_side)
-        val_batches = SampleSource(val_scenes, config.camera, config.seed,
-                                   VAL_STREAM).fixed_batches(config.val_samples, config.batch_size)
-        log(f"{len(val_scenes)} validation scenes, {config.val_samples} fixed samples")
+    source, val_batches = load_training_data(config, log)
     baseline = (baseline_loss(val_batches, config.loss, config.linearize)
                 if val_batches else None)
     if baseline is not None:
         log(f"validation loss of the linearised input, no reconstruction: {baseline:.4g} "
             "(a useful model goes below it)")
 
-    per_epoch = steps_per_epoch(config, len(scenes))
+    per_epoch = steps_per_epoch(config, len(source.scenes))
     end = total_steps(config, per_epoch)
     model = HDRCNN(config.width_factor)
     start, ckpt, _ = initial_weights(config, model)
@@ -444,16 +465,11 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
                       beta1=config.beta1, beta2=config.beta2, lr=config.lr)
     seconds_before = 0.0
     if ckpt is not None:
-        opt_file = optimizer_path(ckpt)
-        if opt_file.is_file():
-            with np.load(opt_file, allow_pickle=False) as z:
-                state = {k: z[k] for k in z.files}
-            trainer.optimizer.load_state(state, str(opt_file))
-            seconds_before = float(state.get("seconds", 0.0))
+        seconds_before = restore_optimizer(trainer, ckpt, log)
         log(f"resuming from {ckpt} at step {start}")
 
     settings = config.to_dict()
-    settings.update(scenes=len(scenes), steps_per_epoch=per_epoch, total_steps=end,
+    settings.update(scenes=len(source.scenes), steps_per_epoch=per_epoch, total_steps=end,
                     val_loss_baseline=baseline,
                     git_commit=git_commit(), started=_dt.datetime.now(_dt.timezone.utc)
                     .isoformat(timespec="seconds"), tensorflow=tf.__version__)
