@@ -178,6 +178,18 @@ def test_grey_input_gives_grey_output(make_napari_viewer, qtbot, clipped_photo,
     assert layer.data.shape == grey.shape and not layer.rgb
 
 
+def test_reference_sizing_gives_the_requested_size(make_napari_viewer, qtbot, clipped_photo,
+                                                   small_weights_file):
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, small_weights_file)
+    widget.image.value = viewer.add_image(clipped_photo, name="photo", rgb=True)
+    widget.sizing.value = "reference"
+    assert not widget.ref_width.native.isHidden()  # shown only for reference sizing
+    widget.ref_width.value, widget.ref_height.value = 96, 64
+    layer = run_and_wait(qtbot, widget)
+    assert layer.data.shape == (64, 96, 3)
+
+
 # Last in the module: it ends the warm worker the other tests share.
 def test_cancel_leaves_no_layer_and_no_process(make_napari_viewer, qtbot, small_weights_file):
     viewer = make_napari_viewer()
