@@ -22,6 +22,7 @@ def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected what the run does not hold
 def pytest_collection_modifyitems(config, items):
     """Skip slow tests unless asked; keep GUI tests apart from TensorFlow.
 
