@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import random_tensors, write_authors_layout
+from conftest import SHARED_DATA, random_tensors, write_authors_layout
 from test_camera import sunny_scene
 from napari_hdrcnn.cli import main
 from napari_hdrcnn.image_io import read_image, write_exr, write_png
@@ -216,3 +216,22 @@ def test_regularized_step_runs_and_is_deterministic(scenes):
     trainer = Trainer(model, crop=64, regularization="coherence")
     loss = trainer.run_step({**batch, **extra})
     assert np.isfinite(loss) and loss > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "hdr" / "train").is_dir(), reason="no shared HDR data")
+def test_readme_example_on_the_shared_scenes(tmp_path):
+    """A new user's first run, shortened: real panoramas and photos, then a real photo."""
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(SHARED_DATA / "hdr" / "train"), "--val",
+                 str(SHARED_DATA / "hdr" / "val"), "--out", str(out), "--width-factor", "0.125",
+                 "--crop", "64", "--batch-size", "4", "--steps", "20", "--val-every", "10",
+                 "--val-samples", "8", "--no-progress"]) == 0
+    rows = log_rows(out)
+    assert int(rows[-1]["step"]) == 20 and rows[-1]["val_loss"]
+    photo = sorted((SHARED_DATA / "ldr" / "saturated").iterdir())[0]
+    assert main(["predict", "--params", str(out / "weights.npz"), "--im_dir", str(photo),
+                 "--out_dir", str(tmp_path / "pred"), "--width", "256", "--height", "192",
+                 "--no-progress"]) == 0
+    hdr = read_image(tmp_path / "pred" / "000001_out.exr")
+    assert hdr.shape == (192, 256, 3) and np.isfinite(hdr).all()
