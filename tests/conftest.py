@@ -14,8 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from napari_hdrcnn.architecture import tensor_specs  # noqa: E402
 from napari_hdrcnn.weights import Weights, write_weights  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SHARED_DATA = Path(os.environ.get("HDRCNN_SHARED_DATA", SHARED / "data"))
+from testdata import SHARED, SHARED_DATA  # noqa: E402,F401  (re-exported for older tests)
 
 
 def pytest_addoption(parser):
@@ -37,8 +36,9 @@ def pytest_collection_modifyitems(config, items):
     gui = [i for i in items if i.get_closest_marker("gui")]
     if gui and len(gui) != len(items):
         raise pytest.UsageError(
-            "GUI tests (marker 'gui') must run in their own pytest process, apart from tests "
-            "that load TensorFlow: run `pytest -m 'not gui'` and `pytest -m gui` separately")
+            "GUI tests (marker 'gui', in tests/gui) must run in their own pytest process, apart "
+            "from tests that load TensorFlow: run `python -m pytest --ignore=tests/gui` and "
+            "`python -m pytest tests/gui` separately")
 
 
 def random_tensors(width_factor: float = 1.0, seed: int = 0) -> list[np.ndarray]:

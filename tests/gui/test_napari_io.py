@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
+from testdata import SHARED_DATA
 
 pytestmark = pytest.mark.gui
 
 PLUGIN = "napari-hdrcnn"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFORMANCE = SHARED_DATA / "exr-conformance"
 
 
