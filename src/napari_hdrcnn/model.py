@@ -53,6 +53,7 @@ class HDRCNN(tf.Module):
             self._infer_impl,
             input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
             reduce_retracing=True,
+            autograph=False,  # no tensor-dependent Python control flow: tracing is seconds faster
         )
 
     # -- weights -------------------------------------------------------------------------------
