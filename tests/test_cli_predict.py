@@ -105,7 +105,10 @@ def test_weights_cli_install_list_info_export(tmp_path, monkeypatch, authors_wei
 @pytest.mark.slow
 def test_console_script_runs(tmp_path, small_weights_file):
     Image.fromarray(_photo(64, 64, 3)).save(tmp_path / "p.png")
-    out = subprocess.run(["hdrcnn", "predict", "--params", str(small_weights_file), "--im_dir",
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "hdrcnn"  # the console script installed beside python
+    out = subprocess.run([str(script), "predict", "--params", str(small_weights_file), "--im_dir",
                           str(tmp_path / "p.png"), "--out_dir", str(tmp_path / "o")],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
