@@ -24,9 +24,10 @@ from typing import Callable
 import numpy as np
 
 from . import metrics
+from .metrics import ldr_linear  # noqa: F401  (the baseline; part of this module's API)
 from .weights import sha256_of
 
-CAMERA_GAMMA = 2.2
+CAMERA_GAMMA = metrics.LDR_GAMMA
 DEFAULT_CLIPS = (95.0,)
 BASELINE = "ldr_linear"
 JPEG_SUBSAMPLING = "4:2:0"  # Pillow's default for JPEG, fixed explicitly so it is recorded
@@ -72,13 +73,6 @@ def jpeg_roundtrip(ldr: np.ndarray, quality: int) -> tuple[np.ndarray, bytes]:
     Image.fromarray(ldr).save(buf, format="JPEG", quality=int(quality), subsampling=2)
     data = buf.getvalue()
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), data
-
-
-def ldr_linear(ldr: np.ndarray) -> np.ndarray:
-    """The baseline: the input linearised as `x ** 2.2`, no reconstruction (float32)."""
-    a = np.asarray(ldr)
-    x = a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max)
-    return np.power(x, np.float32(CAMERA_GAMMA))
 
 
 # -- references ----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ CLIPPED_MIN_CODE = 242  # pixels at or above this 8-bit code form the clipped re
 GAIN_MIN_LUMINANCE = 1e-6
 SSIM_SIGMA = 1.5
 SSIM_WINDOW = 2 * int(3.5 * SSIM_SIGMA + 0.5) + 1  # scikit-image's Gaussian window (truncate 3.5)
+LDR_GAMMA = 2.2  # the protocol's camera curve, inverted by the `ldr_linear` baseline
 CRF_DEGREE = 3
 CRF_CHROMA_LAMBDA = 0.01
 
@@ -458,10 +459,17 @@ class TemporalStability:
     ratio: float
 
 
+def ldr_linear(ldr: np.ndarray) -> np.ndarray:
+    """The `ldr_linear` baseline: an 8/16-bit input linearised as `x ** 2.2` (float32)."""
+    a = np.asarray(ldr)
+    x = a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max)
+    return np.power(x, np.float32(LDR_GAMMA))
+
+
 def _mean_log_change(frames: np.ndarray, floor_fraction: float) -> float:
     a = np.asarray(frames)
     if a.dtype.kind in "ui":  # an LDR sequence: linearise as the `ldr_linear` baseline
-        a = (a.astype(np.float32) / np.iinfo(a.dtype).max) ** np.float32(2.2)
+        a = ldr_linear(a)
     a = np.asarray(a, np.float32)
     y = luminance(a) if a.ndim == 4 else a
     if y.ndim != 3 or y.shape[0] < 2:

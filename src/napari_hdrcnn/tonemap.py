@@ -7,13 +7,6 @@ import numpy as np
 LUMINANCE_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
-def luminance(hdr: np.ndarray) -> np.ndarray:
-    """Rec. 709 luminance of (H, W, 3+) linear RGB; a grey (H, W) image is its own luminance."""
-    if hdr.ndim == 2:
-        return hdr.astype(np.float32)
-    return hdr[..., :3].astype(np.float32) @ LUMINANCE_WEIGHTS
-
-
 def exposure_preview(image: np.ndarray, stops: float = -3.0, linear: bool = True) -> np.ndarray:
     """8-bit preview as the authors' predictor writes it: `(2^stops * y) ** 0.5`.
 

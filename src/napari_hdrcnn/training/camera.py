@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ..tonemap import LUMINANCE_WEIGHTS
+
 CURVES = ("sigmoid", "gamma", "mixed")
-LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+LUMA = LUMINANCE_WEIGHTS
 
 
 @dataclass
