@@ -494,3 +494,83 @@ def temporal_stability(outputs: np.ndarray, comparison: np.ndarray,
     ref = _mean_log_change(comparison, floor_fraction)
     ratio = out / ref if ref > 0 else (1.0 if out == 0 else float("inf"))
     return TemporalStability(output_change=out, comparison_change=ref, ratio=ratio)
+
+
+class _LogLuminanceChange:
+    """Running sum of |log2 Y_t - log2 Y_{t-1}| over the pixels of one frame sequence."""
+
+    def __init__(self, floor_fraction: float, what: str):
+        self.floor_fraction = floor_fraction
+        self.what = what
+        self.floor: float | None = None
+        self.previous: np.ndarray | None = None
+        self.total = 0.0  # float64: thousands of frames of millions of pixels
+        self.values = 0
+
+    def log_luminance(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """(log2 of the floored luminance, the floor); changes nothing."""
+        a = np.asarray(frame)
+        if a.dtype.kind in "ui":  # an LDR frame: linearise as the `ldr_linear` baseline
+            a = ldr_linear(a)
+        a = np.asarray(a, np.float32)
+        if a.ndim == 3 and a.shape[2] >= 3:
+            y = luminance(a[..., :3])
+        elif a.ndim == 2:
+            y = a
+        else:
+            raise ValueError(f"{self.what} frame: need shape (H, W[, 3]), got {a.shape}")
+        if self.previous is not None and y.shape != self.previous.shape:
+            raise ValueError(f"{self.what} frame {y.shape} differs from the previous "
+                             f"{self.previous.shape}")
+        floor = self.floor
+        if floor is None:
+            floor = max(float(np.median(y)) * self.floor_fraction, 1e-12)
+        return np.log2(np.maximum(y, np.float32(floor))), floor
+
+    def add(self, log_y: np.ndarray, floor: float) -> None:
+        self.floor = floor
+        if self.previous is not None:
+            self.total += float(np.sum(np.abs(log_y - self.previous), dtype=np.float64))
+            self.values += log_y.size
+        self.previous = log_y
+
+    def mean(self) -> float:
+        return self.total / self.values if self.values else 0.0
+
+
+class TemporalStabilityAccumulator:
+    """`temporal_stability` for frames that arrive one at a time (a video being processed):
+    memory holds one previous frame per sequence, never the sequence.
+
+    Call `add(output_frame, input_frame)` once per frame, in order; `result()` gives the same
+    `TemporalStability` as `temporal_stability(outputs, inputs)` would: mean |delta log2 Y|
+    between consecutive frames for the outputs (linear (H, W, 3), or (H, W) luminance) and for
+    the comparison frames (the inputs: uint8/uint16 linearised as x^2.2 like `ldr_linear`, or a
+    linear reference), and their ratio.
+
+    One difference: the luminance floor. `temporal_stability` floors each sequence at
+    `floor_fraction` times the median luminance of the WHOLE sequence, which a stream cannot
+    know in advance; here each sequence is floored at `floor_fraction` times the median of its
+    FIRST frame. The two agree exactly when the first frame's median is the sequence's (e.g.
+    all frames share one median) and differ little otherwise: the floor only touches pixels
+    ~10 stops below the median.
+    """
+
+    def __init__(self, floor_fraction: float = 1e-3):
+        self.output = _LogLuminanceChange(floor_fraction, "output")
+        self.comparison = _LogLuminanceChange(floor_fraction, "comparison")
+        self.frames = 0
+
+    def add(self, output_frame: np.ndarray, input_frame: np.ndarray) -> None:
+        out = self.output.log_luminance(output_frame)
+        ref = self.comparison.log_luminance(input_frame)  # both checked before either counts
+        self.output.add(*out)
+        self.comparison.add(*ref)
+        self.frames += 1
+
+    def result(self) -> TemporalStability:
+        if self.frames < 2:
+            raise ValueError(f"temporal stability needs at least 2 frames, got {self.frames}")
+        out, ref = self.output.mean(), self.comparison.mean()
+        ratio = out / ref if ref > 0 else (1.0 if out == 0 else float("inf"))
+        return TemporalStability(output_change=out, comparison_change=ref, ratio=ratio)
