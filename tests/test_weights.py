@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import shutil
 import zipfile
 
 import numpy as np
@@ -162,3 +163,16 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(RuntimeError):
         W.atomic_file(target, failing)
     assert os.listdir(tmp_path) == []
+
+
+def test_embedded_variant_names_resolve_inside_the_package(tmp_path, monkeypatch,
+                                                           small_weights_file):
+    monkeypatch.setattr(W, "embedded_weights_path", lambda name: tmp_path / f"{name}.npz")
+    with pytest.raises(WeightFileError, match="not part of this build"):
+        W.resolve("default-compr")
+    shutil.copyfile(small_weights_file, tmp_path / "default-compr.npz")
+    assert W.resolve("default-compr") == tmp_path / "default-compr.npz"
+    rows = {r["name"]: r for r in W.available_weights()}
+    assert rows["default-compr"]["installed"]
+    assert not rows["default-compr-regularized"]["installed"]
+    assert W.VIDEO_WEIGHT_NAMES[0] in W.EMBEDDED_DESCRIPTIONS

@@ -266,9 +266,11 @@ def cache_dir() -> Path:
 
 def available_weights() -> list[dict]:
     """Every known name with where it lives and whether it is installed."""
-    rows = [{"name": DEFAULT_NAME, "path": str(default_weights_path()),
-             "installed": default_weights_path().is_file(),
-             "description": "the model shipped inside the package"}]
+    rows = []
+    for name, description in EMBEDDED_DESCRIPTIONS.items():
+        p = default_weights_path() if name == DEFAULT_NAME else embedded_weights_path(name)
+        rows.append({"name": name, "path": str(p), "installed": p.is_file(),
+                     "description": description})
     for name, file in AUTHORS_FILES.items():
         p = cache_dir() / file
         rows.append({"name": name, "path": str(p), "installed": p.is_file(),
@@ -286,6 +288,11 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
                 "the embedded default model is not part of this build yet; pass --params with "
                 "one of the authors' files (see `hdrcnn weights list`) or a trained file")
         return p
+    if s in EMBEDDED_DESCRIPTIONS:
+        p = embedded_weights_path(s)
+        if not p.is_file():
+            raise WeightFileError(f"weights '{s}' are not part of this build (looked for {p})")
+        return p
     if s in AUTHORS_FILES:
         p = cache_dir() / AUTHORS_FILES[s]
         if not p.is_file():
@@ -296,7 +303,7 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
         return p
     p = Path(s).expanduser()
     if not p.is_file():
-        known = ", ".join([DEFAULT_NAME, *AUTHORS_FILES])
+        known = ", ".join([*EMBEDDED_DESCRIPTIONS, *AUTHORS_FILES])
         raise WeightFileError(f"{s}: no such weight file (known names: {known})")
     return p
 
