@@ -41,6 +41,15 @@ AUTHORS_DESCRIPTIONS = {
     "hdrcnn-compr-regularized": "the authors' JPEG + temporally regularised weights (video)",
 }
 DEFAULT_NAME = "default"
+# Models trained by this project and shipped inside the package, by name; the variants have the
+# roles of the authors' three files.
+EMBEDDED_DESCRIPTIONS = {
+    DEFAULT_NAME: "the model shipped inside the package",
+    "default-compr": "shipped model fine-tuned on JPEG-compressed inputs",
+    "default-compr-regularized": "shipped JPEG model with temporal regularisation (video)",
+}
+# Weight names suggested for video, best first (temporally regularised).
+VIDEO_WEIGHT_NAMES = ("default-compr-regularized", "hdrcnn-compr-regularized")
 
 
 class WeightFileError(ValueError):
@@ -251,8 +260,12 @@ def read_weights_file(path: str | os.PathLike) -> Weights:
 
 
 # -- names -> files -----------------------------------------------------------------------------
+def embedded_weights_path(name: str = DEFAULT_NAME) -> Path:
+    return Path(__file__).parent / "data" / f"{name}.npz"
+
+
 def default_weights_path() -> Path:
-    return Path(__file__).parent / "data" / "default.npz"
+    return embedded_weights_path(DEFAULT_NAME)
 
 
 def cache_dir() -> Path:
