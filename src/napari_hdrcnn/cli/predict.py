@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from ..reconstruct import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_OVERLAP, DEVICES
 from ..weights import LINEARIZATIONS
@@ -12,17 +11,20 @@ from ..weights import LINEARIZATIONS
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "predict", help="reconstruct HDR images from LDR photos",
-        description="Reconstruct HDR images. For the k-th frame writes {k:06d}_in.png (input "
-        "preview), {k:06d}_out.png (output preview, y^0.5 at -3 stops as the reference) and "
-        "{k:06d}_out.exr (linear HDR). Without --width/--height the image keeps its own size "
-        "(native sizing); with them it is centre-cropped and resized as the authors' predictor.",
+        "predict", help="reconstruct HDR images from LDR photos or videos",
+        description="Reconstruct HDR images. For the k-th frame writes {k:06d}_out.exr (linear "
+        "HDR) and, for image inputs (or with --frame-previews), {k:06d}_in.png (input preview) "
+        "and {k:06d}_out.png (output preview, y^0.5 at -3 stops as the reference). Without "
+        "--width/--height the image keeps its own size (native sizing); with them it is "
+        "centre-cropped and resized as the authors' predictor. Frames whose outputs exist "
+        "already are skipped (an interrupted run goes on where it stopped) unless --overwrite.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--params", default="default",
                    help="weights: default, hdrcnn, hdrcnn-compr, hdrcnn-compr-regularized, or "
-                   "a file path")
+                   "a file path (see `hdrcnn weights list`)")
     p.add_argument("--im_dir", "--im-dir", dest="im_dir", required=True,
-                   help="an image file or a folder of images")
+                   help="an image file, a folder of images, a video file, or an image sequence "
+                   "as a printf pattern (shots/f_%%04d.png) or a glob (\"shots/*.png\")")
     p.add_argument("--out_dir", "--out-dir", dest="out_dir", default="out",
                    help="output folder (created if needed)")
     p.add_argument("--width", type=int, help="reference sizing: output width (multiple of 32)")
@@ -46,74 +48,135 @@ def add_parser(sub) -> None:
     p.add_argument("--compression", default="zip", help="EXR compression")
     p.add_argument("--device", choices=DEVICES, default="auto", help="where TensorFlow runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v = p.add_argument_group("video and sequences")
+    v.add_argument("--frame-previews", action="store_true",
+                   help="for a video input, also write the PNG previews of every frame")
+    v.add_argument("--preview-video", metavar="PATH",
+                   help="also write a tone-mapped preview video (.mp4, .mov, .mkv, .webm); a "
+                   "relative path is inside the output folder")
+    v.add_argument("--fps", type=float,
+                   help="frame rate of an image sequence (for --preview-video; default 25) or "
+                   "to override a video's")
+    v.add_argument("--overwrite", action="store_true",
+                   help="recompute frames whose outputs exist already")
+    d = p.add_argument_group("Dask (spread frames over processes or machines)")
+    where = d.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="a local cluster of N worker processes (one frame each at a time)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (workers need "
+                       "napari-hdrcnn installed and the output folder and image files at the "
+                       "same paths)")
     p.set_defaults(run=run)
+
+
+def _fail(message: str) -> int:
+    print(f"hdrcnn predict: {message}", file=sys.stderr)
+    return 2
 
 
 def run(args) -> int:
     if (args.width is None) != (args.height is None):
-        print("hdrcnn predict: give both --width and --height, or neither", file=sys.stderr)
-        return 2
-
-    from tqdm import tqdm
-
-    from .. import image_io
-    from ..reconstruct import Reconstructor, configure_device
-    from ..tonemap import exposure_preview
-    from ..weights import WeightFileError
-
-    configure_device(args.device)  # before TensorFlow is imported
-    try:
-        frames = image_io.list_images(args.im_dir)
-        reconstructor = Reconstructor(args.params, device=args.device)
-    except (image_io.ImageReadError, WeightFileError, OSError) as err:
-        print(f"hdrcnn predict: {err}", file=sys.stderr)
-        return 2
+        return _fail("give both --width and --height, or neither")
+    if args.workers is not None and args.workers < 1:
+        return _fail("--workers must be at least 1")
 
     from pathlib import Path
 
+    from tqdm import tqdm
+
+    from .. import frames, image_io
+    from ..reconstruct import Reconstructor, configure_device
+    from ..video_io import open_frames
+    from ..weights import WeightFileError, load_weights
+
+    configure_device(args.device)  # before TensorFlow is imported
+    distributed = args.workers is not None or args.scheduler is not None
+    try:
+        source = open_frames(args.im_dir, fps=args.fps)
+        # On a cluster the workers load the model; here the file is only read and checked.
+        if distributed:
+            reconstructor, weights = None, load_weights(args.params)
+        else:
+            reconstructor = Reconstructor(args.params, device=args.device)
+            weights = reconstructor.weights
+    except (image_io.ImageReadError, WeightFileError, OSError, ValueError) as err:
+        return _fail(str(err))
+
     out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     sizing = "reference" if args.width is not None else "native"
-    w = reconstructor.weights
-    print(f"weights: {w.source} (width factor {w.width_factor:g}, linearise "
-          f"{args.linearize or w.linearize}); sizing: {sizing}; {len(frames)} frame(s) -> "
-          f"{out_dir}", file=sys.stderr)
+    options = dict(gamma=args.gamma, scaling=args.scaling, linearize=args.linearize,
+                   sizing=sizing, width=args.width, height=args.height, tile=args.tile,
+                   overlap=args.overlap, memory_budget_mb=args.memory_budget)
+    count = source.count
+    where = (f"{args.workers} local worker(s)" if args.workers else
+             f"cluster {args.scheduler}" if args.scheduler else "this process")
+    print(f"weights: {weights.source} (width factor {weights.width_factor:g}, linearise "
+          f"{args.linearize or weights.linearize}); sizing: {sizing}; "
+          f"{count if count is not None else 'unknown number of'} frame(s) from "
+          f"{source.kind} -> {out_dir}; on {where}", file=sys.stderr)
+    if source.kind == "video":
+        hint = frames.video_weights_hint(weights)
+        if hint:
+            print(hint, file=sys.stderr)
 
-    failed: list[tuple[Path, str]] = []
-    bar = tqdm(frames, unit="frame", disable=args.no_progress, file=sys.stderr)
-    start = time.perf_counter()
-    for k, path in enumerate(bar, start=1):
-        bar.set_postfix_str(path.name)
+    bar = tqdm(total=count, unit="frame", disable=args.no_progress, file=sys.stderr)
 
-        def tile_progress(done, total, _bar=bar):
-            if total > 1:
-                _bar.set_postfix_str(f"{path.name} tile {done}/{total}")
+    def on_outcome(outcome) -> None:
+        bar.update(1)
+        bar.set_postfix_str(outcome.name)
+        if outcome.status == "failed":
+            tqdm.write(f"hdrcnn predict: FAILED {outcome.error}", file=sys.stderr)
+        elif outcome.status == "done":
+            tqdm.write(f"{outcome.number:06d} <- {outcome.name}", file=sys.stderr)
 
-        try:
-            image = image_io.read_image(path)
-            if image.dtype.kind == "f" and image_io.is_hdr_file(path):
-                raise image_io.ImageReadError(f"{path}: already an HDR image; predict takes "
-                                              "8/16-bit photos")
-            result = reconstructor.run(
-                image, gamma=args.gamma, scaling=args.scaling, linearize=args.linearize,
-                sizing=sizing, width=args.width, height=args.height, tile=args.tile,
-                overlap=args.overlap, memory_budget_mb=args.memory_budget,
-                progress=tile_progress)
-            stem = out_dir / f"{k:06d}"
-            image_io.write_png(f"{stem}_in.png", exposure_preview(result.ldr, linear=False))
-            image_io.write_png(f"{stem}_out.png", exposure_preview(result.hdr[..., :3]))
-            image_io.write_exr(f"{stem}_out.exr", result.hdr, dtype=args.exr_dtype,
-                               compression=args.compression,
-                               header={"hdrcnn_source": path.name,
-                                       "hdrcnn_weights": Path(w.source).name})
-            tqdm.write(f"{k:06d} <- {path}", file=sys.stderr)
-        except Exception as err:  # a bad frame must not stop the batch
-            failed.append((path, str(err)))
-            tqdm.write(f"hdrcnn predict: FAILED {path}: {err}", file=sys.stderr)
-    bar.close()
-    seconds = time.perf_counter() - start
-    done = len(frames) - len(failed)
-    print(f"{done} of {len(frames)} frame(s) reconstructed in {seconds:.1f} s", file=sys.stderr)
-    for path, msg in failed:
-        print(f"  failed: {path}: {msg}", file=sys.stderr)
-    return 1 if failed else 0
+    def tile_progress(name, done, total) -> None:
+        if total > 1:
+            bar.set_postfix_str(f"{name} tile {done}/{total}")
+
+    try:
+        report = _run_sequence(args, source, out_dir, weights, reconstructor, options,
+                               on_outcome, tile_progress)
+    except (image_io.ImageReadError, image_io.ImageWriteError, OSError, ValueError) as err:
+        return _fail(str(err))  # the source itself broke (e.g. a video damaged mid-way)
+    finally:
+        bar.close()
+    _print_report(report, out_dir)
+    return 1 if report.failed else 0
+
+
+def _run_sequence(args, source, out_dir, weights, reconstructor, options, on_outcome,
+                  tile_progress):
+    from .. import frames
+
+    common = dict(weights=weights, device=args.device, options=options,
+                  previews=True if args.frame_previews else None, exr_dtype=args.exr_dtype,
+                  compression=args.compression, overwrite=args.overwrite,
+                  preview_video=args.preview_video, fps=args.fps, on_outcome=on_outcome)
+    if args.workers is None and args.scheduler is None:
+        return frames.run_sequence(source, out_dir, reconstructor=reconstructor,
+                                   tile_progress=tile_progress, **common)
+    from ..dask_runner import open_client
+
+    with open_client(workers=args.workers, scheduler=args.scheduler) as client:
+        return frames.run_sequence(source, out_dir, client=client, **common)
+
+
+def _print_report(report, out_dir) -> None:
+    print(f"{report.done} of {report.total} frame(s) reconstructed in {report.seconds:.1f} s"
+          + (f"; {report.skipped} already in {out_dir} (--overwrite recomputes them)"
+             if report.skipped else ""), file=sys.stderr)
+    for name, message in report.failed:
+        print(f"  failed: {message}", file=sys.stderr)
+    if report.stability is not None:
+        s = report.stability
+        print(f"temporal stability: outputs change {s.output_change:.4f} stops/frame, inputs "
+              f"{s.comparison_change:.4f}; ratio {s.ratio:.3f} (1 = as stable as the input)"
+              + (f" ({report.stability_note})" if report.stability_note else ""),
+              file=sys.stderr)
+    elif report.total >= 2 and report.stability_note:
+        print(report.stability_note, file=sys.stderr)
+    if report.preview_video is not None:
+        print(f"preview video: {report.preview_video}", file=sys.stderr)
+    elif report.preview_video_note:
+        print(report.preview_video_note, file=sys.stderr)

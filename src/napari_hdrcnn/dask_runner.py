@@ -1,0 +1,184 @@
+"""Spreading frames over a Dask cluster (dask.distributed).
+
+Each worker loads the model once, when `ModelPlugin` is set up on it (also on a worker that
+joins or is restarted later), and keeps it for every frame it is sent. The plugin carries the
+weights themselves, so names like `default` and files on the client's disk work on any worker.
+
+Frames are submitted in order with at most `window` in flight and handed back in order, so a
+long video never sits in memory. Video frames travel as pixels, image-sequence frames as paths.
+Workers write the outputs themselves, atomically, into the output folder. A worker that dies
+takes no frame with it: the scheduler runs its tasks again elsewhere, and the temp file it may
+have left is removed at the end of the run (`frames.remove_stale_temps`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+from distributed import WorkerPlugin
+
+from .frames import FRAME_ERRORS, FrameOutcome, OutputSpec, describe_error, reconstruct_frame
+from .weights import Weights
+
+# Tasks that raise something other than a frame error (a full disk, a lost file system) are
+# tried this many more times; a worker that dies is handled by the scheduler, which runs its
+# tasks elsewhere (up to distributed's `allowed-failures` deaths per task).
+RETRIES = 1
+PLUGIN_PREFIX = "napari-hdrcnn-model-"
+
+# On a worker: model key -> Reconstructor, filled by ModelPlugin.setup.
+_WORKER_MODELS: dict = {}
+
+
+def model_key(weights: Weights, device: str) -> str:
+    digest = weights.metadata.get("sha256")
+    if not digest:
+        h = hashlib.sha256()
+        for t in weights.tensors:
+            h.update(np.ascontiguousarray(t).tobytes())
+        digest = h.hexdigest()
+    return f"{digest[:16]}-{device}"
+
+
+class ModelPlugin(WorkerPlugin):
+    """Builds the model on a worker once and keeps it under its key."""
+
+    def __init__(self, weights: Weights, device: str):
+        self.weights = weights
+        self.device = device
+        self.key = model_key(weights, device)
+
+    def setup(self, worker) -> None:
+        from .reconstruct import Reconstructor
+
+        reconstructor = Reconstructor(self.weights, self.device)
+        reconstructor.run(np.zeros((64, 64, 3), np.uint8))  # build and trace now, not on frame 1
+        _WORKER_MODELS[self.key] = reconstructor
+
+    def teardown(self, worker) -> None:
+        _WORKER_MODELS.pop(self.key, None)
+
+
+def register_model(client, weights: Weights, device: str) -> str:
+    """Load the model on every worker (now and on later ones) unless it is there already."""
+    plugin = ModelPlugin(weights, device)
+    name = PLUGIN_PREFIX + plugin.key
+
+    def has_plugin(dask_worker, _name=name):
+        return _name in dask_worker.plugins
+
+    loaded = client.run(has_plugin)
+    if not loaded or not all(loaded.values()):
+        client.register_plugin(plugin, name=name)
+    return plugin.key
+
+
+@dataclass(frozen=True)
+class FrameFailure:
+    """A worker's answer for a frame that cannot be reconstructed (not worth a retry)."""
+
+    message: str
+
+
+def reconstruct_on_worker(key: str, frame, options: dict, spec: OutputSpec | None):
+    """The task: one frame (`video_io.Frame`: pixels, or a path read here) with the worker's
+    model; writes the outputs when given a spec."""
+    reconstructor = _WORKER_MODELS.get(key)
+    if reconstructor is None:
+        raise RuntimeError(f"model {key} is not loaded on this worker")
+    try:
+        return reconstruct_frame(reconstructor, frame.read(), frame.index + 1, frame.name,
+                                 options, spec)
+    except FRAME_ERRORS as err:
+        return FrameFailure(describe_error(frame.name, err))
+
+
+def worker_count(client) -> int:
+    return max(1, len(client.scheduler_info().get("workers", {})))
+
+
+def cluster_outcomes(client, frames: Iterable, weights: Weights, device: str, options: dict,
+                     spec: OutputSpec | None, *, overwrite: bool = False,
+                     window: int | None = None) -> Iterator[FrameOutcome]:
+    """Frames reconstructed on the cluster, handed back in frame order; at most `window`
+    frames (default 2 per worker) are between submission and hand-back at any time."""
+    key = register_model(client, weights, device)
+    window = max(1, window or 2 * worker_count(client))
+    run_id = uuid.uuid4().hex[:8]
+    it = iter(frames)
+    slots: deque = deque()  # (outcome, future or None), in frame order
+
+    def fill() -> None:
+        while len(slots) < window:
+            frame = next(it, None)
+            if frame is None:
+                return
+            number = frame.index + 1
+            if spec is not None and not overwrite and spec.is_done(number):
+                slots.append((FrameOutcome(number, frame.name, "skipped", frame), None))
+                continue
+            future = client.submit(reconstruct_on_worker, key, frame, options, spec, pure=False,
+                                   retries=RETRIES, key=f"hdrcnn-frame-{number:06d}-{run_id}")
+            slots.append((FrameOutcome(number, frame.name, "done", frame), future))
+
+    fill()
+    try:
+        while slots:
+            outcome, future = slots.popleft()
+            if future is not None:
+                try:
+                    result = future.result()
+                except Exception as err:  # raised on the worker after retries, or KilledWorker
+                    outcome.status, outcome.error = "failed", describe_error(outcome.name, err)
+                else:
+                    if isinstance(result, FrameFailure):
+                        outcome.status, outcome.error = "failed", result.message
+                    else:
+                        outcome.output = result
+                future.release()
+            fill()  # keep the cluster busy while the caller handles this frame
+            yield outcome
+    finally:
+        for _, future in slots:
+            if future is not None:
+                future.cancel()
+
+
+@contextmanager
+def open_client(workers: int | None = None, scheduler: str | None = None,
+                quiet: bool = True):
+    """A Client of an existing cluster (`scheduler` address), or of a LocalCluster of
+    `workers` processes with one thread each; closed (and the cluster shut down) on exit."""
+    from distributed import Client, LocalCluster
+
+    level = logging.ERROR if quiet else logging.WARNING
+    if scheduler:
+        client = Client(scheduler, timeout="30s")
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    if not workers or workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    # Each worker runs one frame at a time; its TensorFlow gets a fair share of the cores
+    # instead of every worker starting a thread per core.
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=level,
+                           env={"TF_NUM_INTRAOP_THREADS": str(threads),
+                                "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL",
+                                                                       "2")})
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()

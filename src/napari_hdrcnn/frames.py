@@ -1,0 +1,413 @@
+"""Reconstructing sequences of frames: a video, an image sequence, a folder, or an array stack.
+
+One frame is one job: read (or take) its pixels, reconstruct, write `{k:06d}_out.exr` (k is the
+1-based frame number) and, where asked, the `_in.png`/`_out.png` previews. The same
+`reconstruct_frame` runs in the plain loop here and on Dask workers (`dask_runner`), so both
+give the same files bit for bit.
+
+Both paths hand back `FrameOutcome`s in frame order with a bounded number of frames in flight,
+so memory does not grow with the length of a video. `run_sequence` consumes them: progress,
+the preview video, and the temporal-stability figure are computed here, at the caller, in frame
+order, from the outputs *as written* (an EXR in half precision reads back exactly as written),
+so the figure is the same for the plain loop, a cluster, and a resumed run.
+
+A frame whose outputs all exist is skipped unless `overwrite=True` (outputs are written
+atomically, so an existing file is a whole file): an interrupted run started again goes on
+where it stopped. A frame that fails is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from . import image_io
+from .reconstruct import InputImageError
+from .weights import AUTHORS_FILES, Weights
+
+RECONSTRUCT_OPTIONS = ("gamma", "scaling", "linearize", "sizing", "width", "height", "tile",
+                       "overlap", "memory_budget_mb")
+OUTPUT_SUFFIXES = ("_out.exr", "_in.png", "_out.png")
+DEFAULT_PREVIEW_FPS = 25.0
+# A temp file atomic_output leaves behind when its process is killed mid-write.
+_STALE_TEMP = re.compile(r"^\.\d{6}(?:_out\.exr|_in\.png|_out\.png)\..+\.tmp$")
+# Errors that come from the frame itself: retrying them elsewhere cannot help.
+FRAME_ERRORS = (image_io.ImageReadError, InputImageError, ValueError)
+
+TileProgress = Callable[[str, int, int], None]
+
+
+def check_options(options: dict) -> dict:
+    """Refuse unknown reconstruction options here, not once per frame on a worker."""
+    unknown = sorted(set(options) - set(RECONSTRUCT_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown reconstruction option(s) {', '.join(unknown)}; known: "
+                        f"{', '.join(RECONSTRUCT_OPTIONS)}")
+    return dict(options)
+
+
+# -- outputs --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OutputSpec:
+    """Where and how a frame's outputs are written."""
+
+    out_dir: Path
+    previews: bool = True  # also {k:06d}_in.png and {k:06d}_out.png
+    exr_dtype: str = "half"
+    compression: str = "zip"
+    weights_name: str = ""  # recorded in each EXR header
+
+    def exr_path(self, number: int) -> Path:
+        return self.out_dir / f"{number:06d}_out.exr"
+
+    def paths(self, number: int) -> list[Path]:
+        names = OUTPUT_SUFFIXES if self.previews else OUTPUT_SUFFIXES[:1]
+        return [self.out_dir / f"{number:06d}{s}" for s in names]
+
+    def is_done(self, number: int) -> bool:
+        """All of the frame's outputs exist (each was written whole, atomically)."""
+        return all(p.is_file() for p in self.paths(number))
+
+    def as_written(self, hdr: np.ndarray) -> np.ndarray:
+        """The pixels the EXR holds: half precision reads back exactly as np.float16."""
+        return hdr.astype(np.float16) if self.exr_dtype == "half" else hdr.astype(np.float32)
+
+
+def remove_stale_temps(out_dir: Path) -> int:
+    """Delete temp files of frame outputs left by a killed process; returns how many."""
+    removed = 0
+    if out_dir.is_dir():
+        for p in out_dir.iterdir():
+            if _STALE_TEMP.match(p.name):
+                try:
+                    p.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
+# -- one frame ----------------------------------------------------------------------------------
+def reconstruct_frame(reconstructor, image: np.ndarray, number: int, name: str, options: dict,
+                      spec: OutputSpec | None, progress=None) -> np.ndarray:
+    """Reconstruct one frame; with a spec, write its outputs and return the HDR as written
+    (see `OutputSpec.as_written`), without one return the float32 HDR."""
+    from .tonemap import exposure_preview
+
+    result = reconstructor.run(image, progress=progress, **options)
+    if spec is None:
+        return result.hdr
+    stem = spec.out_dir / f"{number:06d}"
+    if spec.previews:
+        image_io.write_png(f"{stem}_in.png", exposure_preview(result.ldr, linear=False))
+        image_io.write_png(f"{stem}_out.png", exposure_preview(result.hdr[..., :3]))
+    # The EXR last: it is the frame's main output, and the resume check looks for all three.
+    image_io.write_exr(spec.exr_path(number), result.hdr, dtype=spec.exr_dtype,
+                       compression=spec.compression,
+                       header={"hdrcnn_source": name, "hdrcnn_weights": spec.weights_name})
+    return spec.as_written(result.hdr)
+
+
+def describe_error(name: str, err: BaseException) -> str:
+    """The error's message, naming the frame unless the message already does."""
+    msg = str(err) or type(err).__name__
+    return msg if name in msg else f"{name}: {msg}"
+
+
+@dataclass
+class FrameOutcome:
+    """What became of one frame, handed back in frame order."""
+
+    number: int  # 1-based, as in the output names
+    name: str
+    status: str  # "done", "skipped" (outputs already there) or "failed"
+    frame: object = field(repr=False, default=None)  # the video_io.Frame
+    output: np.ndarray | None = field(repr=False, default=None)  # as written (or float32)
+    error: str = ""
+    input_pixels: np.ndarray | None = field(repr=False, default=None)
+
+    def output_hdr(self, spec: OutputSpec | None) -> np.ndarray:
+        """The output as float32; a skipped frame's is read back from its EXR."""
+        if self.output is None:
+            if spec is None:
+                raise ValueError(f"{self.name}: no output to show")
+            return image_io.read_image(spec.exr_path(self.number))
+        return self.output.astype(np.float32)
+
+    def input_image(self) -> np.ndarray:
+        if self.input_pixels is None:
+            self.input_pixels = self.frame.read()
+        return self.input_pixels
+
+
+def plain_outcomes(frames: Iterable, reconstructor, options: dict, spec: OutputSpec | None,
+                   overwrite: bool = False,
+                   tile_progress: TileProgress | None = None) -> Iterator[FrameOutcome]:
+    """Reconstruct frames one after the other in this process."""
+    for frame in frames:
+        number = frame.index + 1
+        if spec is not None and not overwrite and spec.is_done(number):
+            yield FrameOutcome(number, frame.name, "skipped", frame)
+            continue
+        progress = None
+        if tile_progress is not None:
+            def progress(done, total, _name=frame.name):
+                tile_progress(_name, done, total)
+        try:
+            image = frame.read()
+            output = reconstruct_frame(reconstructor, image, number, frame.name, options, spec,
+                                       progress)
+        except Exception as err:  # a bad frame must not stop the sequence
+            yield FrameOutcome(number, frame.name, "failed", frame,
+                               error=describe_error(frame.name, err))
+            continue
+        yield FrameOutcome(number, frame.name, "done", frame, output, input_pixels=image)
+
+
+# -- a whole sequence -----------------------------------------------------------------------------
+def is_temporally_regularised(weights: Weights) -> bool:
+    """Weights trained with temporal regularisation: ours say so in their metadata, the
+    authors' are known by their file name."""
+    if str(weights.metadata.get("regularization", "none")) != "none":
+        return True
+    return Path(weights.source).name == AUTHORS_FILES["hdrcnn-compr-regularized"]
+
+
+def video_weights_hint(weights: Weights) -> str | None:
+    """A one-line suggestion for video when the weights are not temporally regularised: the
+    first regularised name that is installed, else how to get the authors' file."""
+    from .weights import VIDEO_WEIGHT_NAMES, WeightFileError, resolve
+
+    if is_temporally_regularised(weights):
+        return None
+    for name in VIDEO_WEIGHT_NAMES:
+        try:
+            resolve(name)
+        except WeightFileError:
+            continue
+        return (f"hint: these weights are not temporally regularised and may flicker on video; "
+                f"`--params {name}` flickers less")
+    name = VIDEO_WEIGHT_NAMES[-1]
+    return (f"hint: these weights are not temporally regularised and may flicker on video; "
+            f"`--params {name}` flickers less (`hdrcnn weights download {name}` installs it)")
+
+
+def preview_video_path(path: str | os.PathLike, out_dir: Path) -> Path:
+    """A relative preview-video path lies in the output folder; an absolute one is the
+    user's explicit choice."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else out_dir / p
+
+
+@dataclass
+class SequenceReport:
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (frame name, message)
+    seconds: float = 0.0
+    stability: object | None = None  # metrics.TemporalStability
+    stability_note: str = ""  # why there is no figure, or what it leaves out
+    preview_video: Path | None = None  # written
+    preview_video_note: str = ""  # why it was not
+    stale_temps_removed: int = 0
+
+
+def _rgb(a: np.ndarray) -> np.ndarray:
+    """Colour channels only (alpha dropped, grey repeated), for the stability measure."""
+    a = np.asarray(a)
+    if a.ndim == 2:
+        a = a[..., None]
+    return a[..., :3] if a.shape[-1] >= 3 else np.repeat(a[..., :1], 3, axis=-1)
+
+
+def run_sequence(
+    source,
+    out_dir: str | os.PathLike,
+    *,
+    weights: str | os.PathLike | Weights = "default",
+    device: str = "auto",
+    options: dict | None = None,
+    previews: bool | None = None,
+    exr_dtype: str = "half",
+    compression: str = "zip",
+    overwrite: bool = False,
+    preview_video: str | os.PathLike | None = None,
+    fps: float | None = None,
+    client=None,
+    window: int | None = None,
+    on_outcome: Callable[[FrameOutcome], None] | None = None,
+    tile_progress: TileProgress | None = None,
+    reconstructor=None,
+) -> SequenceReport:
+    """Reconstruct every frame of `source` (a `video_io.FrameSource`, or any iterable of frames
+    with index, name, path and pixels) into `out_dir`.
+
+    previews:      write the PNG previews; None: for image sequences yes, for videos no.
+    preview_video: also write a tone-mapped preview video (relative: inside out_dir).
+    client:        a dask.distributed Client: frames are spread over its workers.
+    window:        frames in flight on the cluster (default 2 per worker).
+    on_outcome:    called with each FrameOutcome, in frame order (progress, printing).
+    """
+    from .metrics import TemporalStabilityAccumulator
+    from .reconstruct import Reconstructor
+
+    options = check_options(options or {})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if reconstructor is None and client is None:
+        reconstructor = Reconstructor(weights, device=device)
+    loaded = reconstructor.weights if reconstructor is not None else _load(weights)
+    if previews is None:
+        previews = getattr(source, "kind", "images") != "video"
+    spec = OutputSpec(out_dir, previews=previews, exr_dtype=exr_dtype, compression=compression,
+                      weights_name=Path(loaded.source).name)
+    report = SequenceReport(stale_temps_removed=remove_stale_temps(out_dir))
+
+    if client is None:
+        outcomes = plain_outcomes(source, reconstructor, options, spec, overwrite, tile_progress)
+    else:
+        from .dask_runner import cluster_outcomes
+
+        outcomes = cluster_outcomes(client, source, loaded, device, options, spec,
+                                    overwrite=overwrite, window=window)
+
+    figures = _OrderedFigures(TemporalStabilityAccumulator(), out_dir, preview_video,
+                              fps or getattr(source, "fps", None) or DEFAULT_PREVIEW_FPS)
+    start = time.perf_counter()
+    try:
+        for outcome in outcomes:
+            report.total += 1
+            if outcome.status == "failed":
+                report.failed.append((outcome.name, outcome.error))
+            else:
+                report.done += outcome.status == "done"
+                report.skipped += outcome.status == "skipped"
+                figures.add(outcome, spec)
+            outcome.output = outcome.input_pixels = None  # nothing kept past this frame
+            if on_outcome is not None:
+                on_outcome(outcome)
+        report.preview_video = figures.finish()
+    finally:
+        figures.abort()
+    report.seconds = time.perf_counter() - start
+    report.stale_temps_removed += remove_stale_temps(out_dir)
+    report.stability, report.stability_note = figures.result(len(report.failed))
+    report.preview_video_note = figures.video_note
+    return report
+
+
+class _OrderedFigures:
+    """What is made from the outputs in frame order at the caller: the temporal-stability
+    figure and the preview video. A problem with either (frames of different sizes) is noted
+    and ends that figure; it never stops the reconstruction."""
+
+    def __init__(self, accumulator, out_dir: Path, preview_video, fps: float):
+        self.accumulator = accumulator
+        self.measured = 0  # frames in the stability figure
+        self.note = ""
+        self.video_path = preview_video_path(preview_video, out_dir) if preview_video else None
+        self.fps = fps
+        self.writer = None
+        self.video_note = ""
+
+    def add(self, outcome: FrameOutcome, spec: OutputSpec) -> None:
+        from .tonemap import exposure_preview
+
+        if self.note and self.video_path is None:
+            return
+        try:
+            hdr = _rgb(outcome.output_hdr(spec))
+        except image_io.ImageReadError as err:  # a skipped frame's EXR damaged since
+            self.note = self.note or f"no temporal-stability figure: {err}"
+            return
+        if not self.note:
+            try:
+                self.accumulator.add(hdr, _rgb(outcome.input_image()))
+                self.measured += 1
+            except ValueError as err:  # frames of different sizes, an unreadable input
+                self.note = f"no temporal-stability figure: {err}"
+        if self.video_path is not None:
+            try:
+                if self.writer is None:
+                    from .video_io import PreviewVideoWriter
+
+                    self.writer = PreviewVideoWriter(self.video_path, self.fps)
+                self.writer.write(exposure_preview(hdr))
+            except (ValueError, OSError) as err:
+                self.video_note = f"no preview video: {err}"
+                self.abort()
+                self.writer = self.video_path = None
+
+    def finish(self) -> Path | None:
+        if self.writer is None:
+            return None
+        self.writer.close()
+        return self.video_path
+
+    def abort(self) -> None:
+        """After finish() this does nothing; after an error it leaves no video behind."""
+        if self.writer is not None:
+            self.writer.abort()
+
+    def result(self, failed: int):
+        if self.note:
+            return None, self.note
+        if self.measured < 2:
+            return None, "fewer than 2 frames; no temporal-stability figure"
+        return self.accumulator.result(), (f"{failed} failed frame(s) left out" if failed
+                                           else "")
+
+
+def _load(weights) -> Weights:
+    from .weights import load_weights
+
+    return weights if isinstance(weights, Weights) else load_weights(weights)
+
+
+# -- arrays ---------------------------------------------------------------------------------------
+def reconstruct_stack(stack: np.ndarray, weights: str | os.PathLike | Weights = "default",
+                      client=None, *, device: str = "auto", window: int | None = None,
+                      **reconstruct_options) -> np.ndarray:
+    """Reconstruct every frame of a (T, H, W, C) stack; returns float32 (T, H', W', C').
+
+    With a dask.distributed `client` the frames are spread over its workers (each loads the
+    model once); the result is the same as without. `reconstruct_options` are those of
+    `napari_hdrcnn.reconstruct` (gamma, scaling, linearize, sizing, width, height, tile,
+    overlap, memory_budget_mb). A frame that cannot be reconstructed raises its error.
+    """
+    options = check_options(reconstruct_options)
+    stack = np.asarray(stack)
+    if stack.ndim < 3:
+        raise InputImageError(f"a stack needs shape (T, H, W[, C]), got {stack.shape}")
+    from .video_io import Frame
+
+    frames = (Frame(index=i, name=f"frame {i}", pixels=stack[i]) for i in range(len(stack)))
+    if client is None:
+        from .reconstruct import get_reconstructor
+
+        outcomes = plain_outcomes(frames, get_reconstructor(weights, device), options, None)
+    else:
+        from .dask_runner import cluster_outcomes
+
+        outcomes = cluster_outcomes(client, frames, _load(weights), device, options, None,
+                                    window=window)
+    out = None
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            raise InputImageError(outcome.error)
+        if out is None:
+            out = np.empty((stack.shape[0], *outcome.output.shape), np.float32)
+        if outcome.output.shape != out.shape[1:]:
+            raise InputImageError(f"{outcome.name}: output shape {outcome.output.shape} differs"
+                                  f" from the first frame's {out.shape[1:]}")
+        out[outcome.number - 1] = outcome.output
+    if out is None:  # an empty stack
+        return np.empty(stack.shape, np.float32)
+    return out
