@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import tracemalloc
@@ -31,10 +32,37 @@ def moving_gradient(n: int, width: int, height: int):
         yield ((x + y + k + np.array([0, 40, 80])) % 256).astype(np.uint8)
 
 
-def ffmpeg_children() -> list:
-    psutil = pytest.importorskip("psutil")
-    return [p for p in psutil.Process().children(recursive=True)
+def ffmpeg_children() -> list[int]:
+    """Process ids of the live ffmpeg processes below this one (psutil, else /proc)."""
+    try:
+        import psutil
+    except ImportError:
+        return _ffmpeg_children_from_proc()
+    return [p.pid for p in psutil.Process().children(recursive=True)
             if "ffmpeg" in p.name() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def _ffmpeg_children_from_proc() -> list[int]:
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs psutil or /proc to see child processes")
+    table = {}  # pid -> (parent pid, command name, state)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        state, ppid = text[text.rindex(")") + 2:].split()[:2]
+        table[int(stat.parent.name)] = (int(ppid), name, state)
+    ours, found = {os.getpid()}, True
+    while found:  # grow the set of descendants until it stops growing
+        found = False
+        for pid, (ppid, _, _) in table.items():
+            if ppid in ours and pid not in ours:
+                ours.add(pid)
+                found = True
+    return [pid for pid in ours
+            if pid in table and "ffmpeg" in table[pid][1] and table[pid][2] != "Z"]
 
 
 def run_ffmpeg(*args: str) -> None:
@@ -170,6 +198,45 @@ def test_file_without_video_stream(tmp_path):
     run_ffmpeg("-f", "lavfi", "-i", "sine=duration=0.3", "-c:a", "aac", str(audio))
     with pytest.raises(ImageReadError, match=f"{audio}: no video stream"):
         open_frames(audio)
+    song = tmp_path / "song.mp4"  # audio with cover art: a one-picture "video" stream
+    write_png(tmp_path / "cover.png", noise_frames(1)[0])
+    run_ffmpeg("-i", str(audio), "-i", str(tmp_path / "cover.png"), "-map", "0", "-map", "1",
+               "-c:a", "copy", "-c:v", "png", "-disposition:v:0", "attached_pic", str(song))
+    with pytest.raises(ImageReadError, match=f"{song}: no video stream .*cover picture"):
+        open_frames(song)
+
+
+def test_cover_picture_before_the_video_is_skipped(tmp_path, noise_video):
+    path, frames = noise_video
+    write_png(tmp_path / "cover.png", np.zeros((16, 16, 3), np.uint8))
+    both = tmp_path / "with_cover.mp4"
+    run_ffmpeg("-i", str(tmp_path / "cover.png"), "-i", str(path), "-map", "0", "-map", "1",
+               "-c:v:0", "png", "-c:v:1", "copy", "-disposition:v:0", "attached_pic",
+               str(both))
+    source = open_frames(both)
+    assert (source.count, source.size, source.fps) == (8, (W, H), 25)
+    np.testing.assert_array_equal(list(source)[7].read(), frames[7])
+
+
+def test_rotated_video_gives_upright_frames_quietly(tmp_path, noise_video, caplog):
+    path, frames = noise_video
+    portrait = tmp_path / "portrait.mp4"  # as phones store it: landscape pixels + a rotation
+    run_ffmpeg("-display_rotation", "90", "-i", str(path), "-c", "copy", str(portrait))
+    source = open_frames(portrait)
+    assert source.size == (H, W)
+    got = list(source)[1].read()
+    np.testing.assert_array_equal(got, np.rot90(frames[1]))  # counter-clockwise by 90
+    assert "frame size" not in caplog.text
+
+
+def test_hdr_video_is_read_with_a_warning(tmp_path):
+    hlg = tmp_path / "hlg.mp4"
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=0.2", "-c:v",
+               "libx264", "-pix_fmt", "yuv420p10le", "-x264-params",
+               "colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc", str(hlg))
+    with pytest.warns(RuntimeWarning, match="HDR video"):
+        source = open_frames(hlg)
+    assert source.count == 5 and list(source)[0].read().dtype == np.uint8
 
 
 # -- image sequences ----------------------------------------------------------------------------
@@ -223,12 +290,15 @@ def test_glob_pattern(tmp_path):
         open_frames(tmp_path / "*.txt")
 
 
-def test_missing_and_empty_inputs(tmp_path):
+def test_missing_and_empty_inputs(tmp_path, noise_video):
     (tmp_path / "empty").mkdir()
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "a.mp4").write_bytes(noise_video[0].read_bytes())
     (tmp_path / "data.bin").write_bytes(b"123")
     for path, problem in [(tmp_path / "nothing", "no such file or folder"),
                           (tmp_path / "missing.mp4", "no such file or folder"),
                           (tmp_path / "empty", "no images found"),
+                          (tmp_path / "videos", r"no images in .*, only videos \(a.mp4\)"),
                           (tmp_path / "data.bin", "not a video or image file")]:
         with pytest.raises(ImageReadError, match=f"{path}: {problem}"):
             open_frames(path)

@@ -19,6 +19,7 @@ finished without error.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 import subprocess
@@ -52,6 +53,7 @@ DEFAULT_CRF = {"libx264": 20, "libx264rgb": 20, "libvpx-vp9": 32}  # visually go
 _PRINTF_FIELD = re.compile(r"%(0?)(\d*)d")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _STDERR_LINES = 4  # ffmpeg lines quoted in an error message
+HDR_TRANSFERS = ("smpte2084", "arib-std-b67")  # PQ and HLG, as ffmpeg names them
 
 
 def is_video(path: str | os.PathLike) -> bool:
@@ -63,6 +65,24 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+class _QuietRotation(logging.Filter):
+    """imageio-ffmpeg logs a warning for every rotated (portrait phone) video, where the
+    decoded frame size is the stored one turned by 90 degrees, as it should be."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("The frame size for reading")
+
+
+def _read_frames(path: Path, **kwargs):
+    """`imageio_ffmpeg.read_frames` (a generator: metadata first, then frames as bytes)."""
+    import imageio_ffmpeg
+
+    logger = logging.getLogger("imageio_ffmpeg")
+    if not any(isinstance(f, _QuietRotation) for f in logger.filters):
+        logger.addFilter(_QuietRotation())
+    return imageio_ffmpeg.read_frames(str(path), **kwargs)
 
 
 # -- frames -------------------------------------------------------------------------------------
@@ -106,13 +126,15 @@ class FrameSource:
     """
 
     def __init__(self, path: Path, kind: str, count: int | None, fps: float | None,
-                 size: tuple[int, int] | None, files: list[Path] | None = None):
+                 size: tuple[int, int] | None, files: list[Path] | None = None,
+                 stream: int = 0):
         self.path = path
         self.kind = kind
         self.count = count
         self.fps = fps
         self.size = size
         self._files = files
+        self._stream = stream  # index of the decoded stream in a video file
 
     def __len__(self) -> int:
         if self.count is None:
@@ -132,10 +154,11 @@ class FrameSource:
         return self._video_frames()
 
     def _video_frames(self) -> Iterator[Frame]:
-        import imageio_ffmpeg
-
-        reader = imageio_ffmpeg.read_frames(str(self.path), pix_fmt="rgb24",
-                                            output_params=["-fps_mode", "passthrough"])
+        # passthrough: each decoded picture once, as the container holds them (no frames
+        # duplicated or dropped to reach a constant rate)
+        reader = _read_frames(self.path, pix_fmt="rgb24",
+                              output_params=["-map", f"0:{self._stream}",
+                                             "-fps_mode", "passthrough"])
         index = 0
         try:
             try:
@@ -196,7 +219,7 @@ def open_frames(path: str | os.PathLike, *, fps: float | None = None) -> FrameSo
                                  f"{', '.join(sorted(VIDEO_EXTENSIONS))})")
         return _image_source(path, [path], fps)
     if path.is_dir():
-        return _image_source(path, natural_sorted(list_images(path)), fps)
+        return _image_source(path, natural_sorted(_folder_images(path)), fps)
     if _PRINTF_FIELD.search(path.name):
         return _image_source(path, _printf_files(path), fps)
     if _GLOB_CHARS.search(str(path)):
@@ -212,6 +235,18 @@ def natural_key(path: Path) -> tuple:
 
 def natural_sorted(paths: Iterable[Path]) -> list[Path]:
     return sorted(paths, key=natural_key)
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    try:
+        return list_images(folder)
+    except ImageReadError:
+        videos = sorted(p.name for p in folder.iterdir() if is_video(p) and p.is_file())
+        if videos:  # a folder is an image sequence; videos are given one by one
+            raise ImageReadError(f"{folder}: no images in this folder, only videos "
+                                 f"({', '.join(videos[:3])}); give a video file itself") \
+                from None
+        raise
 
 
 def _image_source(path: Path, files: list[Path], fps: float | None) -> FrameSource:
@@ -284,55 +319,87 @@ def _check_images(pattern: Path, files: list[Path]) -> None:
 
 
 # -- probing a video ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _VideoStream:
+    index: int  # the stream's index in the file ("-map 0:<index>")
+    count: int  # frames (packets) in the stream
+    fps: float | None
+
+
 def _open_video(path: Path, fps: float | None) -> FrameSource:
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file")
-    count = _count_video_frames(path)
-    import imageio_ffmpeg
-
-    reader = imageio_ffmpeg.read_frames(str(path))
+    stream = _probe_video(path)
+    reader = _read_frames(path, output_params=["-map", f"0:{stream.index}"])
     try:
         meta = next(reader)
     except (OSError, RuntimeError, StopIteration, IndexError) as err:
         raise ImageReadError(f"{path}: cannot open video ({_last_line(err)})") from err
     finally:
         reader.close()
-    size = tuple(int(v) for v in meta["size"])
-    if fps is None and meta.get("fps"):
-        fps = float(meta["fps"])
-    return FrameSource(path, "video", count, fps, size)
+    size = tuple(int(v) for v in meta["size"])  # as displayed: rotation applied
+    if any(t in meta.get("pix_fmt", "") for t in HDR_TRANSFERS):
+        warnings.warn(f"{path}: an HDR video (PQ/HLG); its frames are decoded to 8-bit RGB "
+                      "without tone mapping and will look flat", RuntimeWarning, stacklevel=3)
+    return FrameSource(path, "video", stream.count, fps or stream.fps, size,
+                       stream=stream.index)
 
 
-def _count_video_frames(path: Path) -> int:
-    """The video stream's frame count, read from the container without decoding; refuses a
-    file ffmpeg cannot open, one without a video stream, and one whose demuxer reports errors
-    (truncated or damaged)."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
-           "-map", "0:v:0?", "-c", "copy", "-f", "null", "-progress", "pipe:1", "-"]
+def _probe_video(path: Path) -> _VideoStream:
+    """The file's first video stream that is not a cover picture, and its frame count read
+    from the container without decoding. Refuses a file ffmpeg cannot open, one without a
+    video stream, and one whose demuxer reports errors (truncated or damaged)."""
+    header, _ = _run_ffmpeg(path, ["-i", str(path)])  # no output named: only the header
+    streams = re.findall(r"Stream #0:(\d+)\S*: Video: (.*)$", header, re.M)
+    if "Input #0" not in header:
+        raise ImageReadError(f"{path}: cannot read video: {_problem(header, path)}")
+    moving = [(int(i), line) for i, line in streams if "(attached pic)" not in line]
+    if not moving:
+        cover = " (only a cover picture)" if streams else ""
+        raise ImageReadError(f"{path}: no video stream in this file{cover}")
+    index, line = moving[0]
+    rate = re.search(r" ([0-9.]+) fps", line)
+    log, progress = _run_ffmpeg(path, ["-i", str(path), "-map", f"0:{index}", "-c", "copy",
+                                       "-f", "null", "-progress", "pipe:1", "-"])
+    errors = _ffmpeg_messages(log, path)
+    if errors:
+        raise ImageReadError(f"{path}: cannot read video: {'; '.join(errors[-_STDERR_LINES:])}")
+    counts = re.findall(r"^frame=\s*(\d+)", progress, re.M)
+    if not counts or int(counts[-1]) == 0:
+        raise ImageReadError(f"{path}: the video stream holds no frames")
+    fps = float(rate.group(1)) if rate else None
+    return _VideoStream(index=index, count=int(counts[-1]), fps=fps or None)
+
+
+def _run_ffmpeg(path: Path, args: list[str]) -> tuple[str, str]:
+    """(log with a [level] tag on each line, stdout) of one ffmpeg run over `path`."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+info", *args]
     try:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise ImageReadError(f"{path}: cannot run ffmpeg to read the video ({err})") from err
-    errors = _ffmpeg_messages(done.stderr, path)
-    if done.returncode != 0 or errors:
-        problem = "; ".join(errors[-_STDERR_LINES:]) or f"ffmpeg exit status {done.returncode}"
-        raise ImageReadError(f"{path}: cannot read video: {problem}")
-    progress = done.stdout.decode(errors="replace")
-    counts = re.findall(r"^frame=\s*(\d+)", progress, re.M)
-    if not counts or int(counts[-1]) == 0:
-        # "0:v:0?" maps nothing (rather than failing) when there is no video stream
-        raise ImageReadError(f"{path}: no video stream (no frames) in this file")
-    return int(counts[-1])
+    return done.stderr.decode(errors="replace"), done.stdout.decode(errors="replace")
 
 
-def _ffmpeg_messages(stderr: bytes, path: Path) -> list[str]:
-    """ffmpeg's error lines, without the "[in#0 @ 0x...]" prefixes and with the file's path
-    left out (the message names it once)."""
+def _problem(log: str, path: Path) -> str:
+    return "; ".join(_ffmpeg_messages(log, path)[-_STDERR_LINES:]) or "not a video ffmpeg reads"
+
+
+def _ffmpeg_messages(log: str | bytes, path: Path) -> list[str]:
+    """ffmpeg's error lines, without "[in#0 @ 0x...]" prefixes and level tags, and with the
+    file's path left out (the message names it once). A log without level tags (from
+    "-v error") counts as all errors."""
+    if isinstance(log, bytes):
+        log = log.decode(errors="replace")
     lines = []
-    for line in stderr.decode(errors="replace").splitlines():
+    for line in log.splitlines():
+        level = re.search(r"\[(panic|fatal|error|warning|info|verbose|debug|trace)\] ", line)
+        if level and level.group(1) not in ("panic", "fatal", "error"):
+            continue
         line = re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
-        if line.startswith(("Error opening input file", "Error opening output file")):
-            continue  # the summaries ffmpeg repeats after the real message
+        if line.startswith(("Error opening input file", "Error opening output file",
+                            "At least one output file")):
+            continue  # summaries ffmpeg repeats after the real message
         line = line.replace(str(path), "the file")
         if line and line not in lines:
             lines.append(line)
