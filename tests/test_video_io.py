@@ -321,8 +321,9 @@ def test_is_video():
 
 
 # -- preview video out --------------------------------------------------------------------------
-def test_preview_writer_makes_a_readable_video(tmp_path):
-    target = tmp_path / "out" / "preview.mp4"  # the folder is created
+@pytest.mark.parametrize("name", ["preview.mp4", "preview.webm"])
+def test_preview_writer_makes_a_readable_video(tmp_path, name):
+    target = tmp_path / "out" / name  # the folder is created
     frames = list(moving_gradient(5, 64, 48))
     with PreviewVideoWriter(target, fps=24) as writer:
         for f in frames:
@@ -331,7 +332,7 @@ def test_preview_writer_makes_a_readable_video(tmp_path):
     source = open_frames(target)
     assert (source.count, source.fps, source.size) == (5, 24, (64, 48))
     assert np.mean(np.abs(list(source)[4].read().astype(int) - frames[4])) < 8
-    assert sorted(p.name for p in target.parent.iterdir()) == ["preview.mp4"]
+    assert [p.name for p in target.parent.iterdir()] == [name]
 
 
 def test_preview_writer_is_atomic(tmp_path):

@@ -10,6 +10,10 @@ video stream, gives an `ImageReadError` naming the file and the problem. Before 
 container is read once without decoding (`-c copy`, fast: no pixels are made); that pass counts
 the frames and refuses files whose demuxer reports errors (a truncated mp4 with its index in
 front decodes "successfully" up to the cut, so ffmpeg's own exit status is not enough).
+The first video stream that is not a cover picture is decoded, upright (ffmpeg applies a
+phone's rotation flag), to 8-bit RGB; each decoded picture once (no frames are duplicated or
+dropped to keep a constant rate). PQ/HLG (HDR) videos are decoded without tone mapping, with a
+warning.
 
 Videos written here (`PreviewVideoWriter`, `write_test_video`) appear atomically: ffmpeg
 writes a hidden temp file beside the target, which is renamed over it only when ffmpeg
@@ -118,8 +122,8 @@ class FrameSource:
     path:  the video file, image file or folder, or the pattern as given.
     kind:  "video" or "images".
     count: number of frames, None if unknown (`len()` raises TypeError then). For a video it is
-           the container's frame count; should decoding deliver fewer frames, a warning says so
-           and `count` is corrected after the iteration.
+           the container's frame count; should decoding deliver another number, a warning
+           says so and `count` is corrected after the iteration.
     fps:   frames per second: the video's, the one given to `open_frames` (which overrides a
            video's), else None.
     size:  (width, height) of the (first) frame, None if unknown without decoding.
