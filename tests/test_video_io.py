@@ -111,6 +111,18 @@ def test_source_iterates_again_and_frames_pickle(noise_video):
         second[0].read()[0, 0, 0] = 1
 
 
+def test_count_is_corrected_when_decoding_disagrees(noise_video):
+    path, _ = noise_video
+    source = open_frames(path)
+    source.count = 11  # as if the container had listed frames the decoder could not make
+    with pytest.warns(RuntimeWarning, match="decoded 8 frames, the container lists 11"):
+        assert len(list(source)) == 8
+    assert len(source) == 8
+    source.count = None
+    with pytest.raises(TypeError, match="number of frames unknown"):
+        len(source)
+
+
 def test_lossy_video_decodes_close_to_what_was_written(tmp_path):
     frames = list(moving_gradient(4, 64, 48))
     source = open_frames(write_test_video(tmp_path / "phone.mp4", frames, 30, lossless=False))
