@@ -67,6 +67,18 @@ def add_parser(subparsers) -> None:
     g.add_argument("--max-minutes", type=float, default=d,
                    help="stop cleanly (checkpoint + weights) after this much time")
     g.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    g.add_argument("--strategy", choices=("auto", "none", "mirrored", "multi-worker"),
+                   default="auto",
+                   help="train on several devices: mirrored = this machine's GPUs; "
+                        "multi-worker = the machines the TF_CONFIG environment variable names "
+                        "(run the same command on each). --batch-size is the global batch, "
+                        "split evenly across all replicas. auto: multi-worker when TF_CONFIG "
+                        "names more than one worker, mirrored with more than one GPU, else "
+                        "none (one device)")
+    g.add_argument("--worker-out", metavar="DIR", default=None,
+                   help="multi-worker: workers other than the chief (which alone writes "
+                        "--out) write their final weights to DIR/weights.npz, to check "
+                        "that all workers agree")
     g.add_argument("--preview", type=int, metavar="N", default=0,
                    help="write N camera samples (input | target PNG, target EXR) to "
                         "OUT/preview and exit without training")
@@ -179,6 +191,19 @@ def build_config(args):
     return TrainConfig.from_dict(base)
 
 
+def resolve_strategy(args) -> str:
+    """--strategy auto -> what this machine and TF_CONFIG call for (see training.distribute)."""
+    from ..training.distribute import choose_strategy, current_cluster
+
+    cluster = current_cluster()
+    gpu_count = 0
+    if args.strategy == "auto" and (cluster is None or cluster.num_workers < 2):
+        import tensorflow as tf  # listing physical devices leaves TensorFlow unconfigured
+
+        gpu_count = len(tf.config.list_physical_devices("GPU"))
+    return choose_strategy(args.strategy, cluster, gpu_count)
+
+
 def run(args) -> int:
     from ..reconstruct import configure_device
     from ..training.data import TrainingDataError
@@ -204,11 +229,13 @@ def run(args) -> int:
             files = write_preview(config, args.preview, Path(config.out) / "preview")
             print(f"wrote {len(files)} files to {Path(config.out) / 'preview'}")
             return 0
+        strategy = resolve_strategy(args)
         stop = StopFlag()
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set("terminated"))
         try:
             result = train(config, stop=stop, progress=not args.no_progress,
-                           log=lambda m: print(m, file=sys.stderr, flush=True))
+                           log=lambda m: print(m, file=sys.stderr, flush=True),
+                           strategy=strategy, worker_out=args.worker_out)
         finally:
             signal.signal(signal.SIGTERM, previous)
     except (TrainingDataError, WeightFileError, FloatingPointError, ValueError) as err:

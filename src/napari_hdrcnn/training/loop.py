@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import functools
 import json
 import math
 import os
 import re
 import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -174,24 +176,28 @@ class Trainer:
     def _train_step(self, x, y, transforms, noise_std, noise_seed):
         import tensorflow as tf
 
-        from .losses import reconstruction_loss, regularization_term, warp
-
         with tf.GradientTape() as tape:
-            y_log = self.model.log_prediction(x, training=True)
-            rec = reconstruction_loss(self.loss, y_log, y)
-            if self.regularization == "none":
-                reg = tf.constant(0.0)
-                total = rec
-            else:
-                noise = tf.random.stateless_normal(tf.shape(x), noise_seed) * noise_std[:, None,
-                                                                                         None, None]
-                moved = tf.clip_by_value(warp(x, transforms) + noise, 0.0, 1.0)
-                y_log_moved = self.model.log_prediction(moved, training=True)
-                reg = regularization_term(self.regularization, y_log, y_log_moved, y, transforms)
-                total = (1.0 - self.reg_weight) * rec + self.reg_weight * reg
+            total, rec, reg = self._losses(x, y, transforms, noise_std, noise_seed)
         grads = tape.gradient(total, self.variables)
         self.optimizer.apply(grads, self.variables, self.lr)
         return total, rec, reg
+
+    def _losses(self, x, y, transforms, noise_std, noise_seed):
+        """(total, reconstruction, regularisation) losses of a batch, each a mean over it."""
+        import tensorflow as tf
+
+        from .losses import reconstruction_loss, regularization_term, warp
+
+        y_log = self.model.log_prediction(x, training=True)
+        rec = reconstruction_loss(self.loss, y_log, y)
+        if self.regularization == "none":
+            return rec, rec, tf.constant(0.0)
+        noise = tf.random.stateless_normal(tf.shape(x), noise_seed) * noise_std[:, None, None,
+                                                                                None]
+        moved = tf.clip_by_value(warp(x, transforms) + noise, 0.0, 1.0)
+        y_log_moved = self.model.log_prediction(moved, training=True)
+        reg = regularization_term(self.regularization, y_log, y_log_moved, y, transforms)
+        return (1.0 - self.reg_weight) * rec + self.reg_weight * reg, rec, reg
 
     def _eval_step(self, x, y):
         from .losses import reconstruction_loss
@@ -201,13 +207,7 @@ class Trainer:
     def run_step(self, batch: dict) -> float:
         """One optimisation step on a batch dict (x, y and, with regularisation, transforms,
         noise_std, noise_seed). Returns the total loss."""
-        n = batch["x"].shape[0]
-        transforms = batch.get("transforms")
-        if transforms is None:
-            transforms = np.tile(np.array([1, 0, 0, 0, 1, 0, 0, 0], np.float32), (n, 1))
-        noise_std = batch.get("noise_std", np.zeros(n, np.float32))
-        seed = batch.get("noise_seed", np.zeros(2, np.int32))
-        total, _, _ = self.train_step(batch["x"], batch["y"], transforms, noise_std, seed)
+        total, _, _ = self.train_step(*step_inputs(batch))
         return float(total)
 
     def evaluate(self, batches: list[dict]) -> float:
@@ -218,6 +218,213 @@ class Trainer:
             total += float(self.eval_step(b["x"], b["y"])) * n
             count += n
         return total / max(count, 1)
+
+
+def step_inputs(batch: dict) -> tuple[np.ndarray, ...]:
+    """x, y, transforms, noise_std, noise_seed of a batch dict; without regularisation inputs,
+    identity motions and no noise."""
+    n = batch["x"].shape[0]
+    transforms = batch.get("transforms")
+    if transforms is None:
+        transforms = np.tile(np.array([1, 0, 0, 0, 1, 0, 0, 0], np.float32), (n, 1))
+    noise_std = batch.get("noise_std", np.zeros(n, np.float32))
+    seed = batch.get("noise_seed", np.zeros(2, np.int32))
+    return batch["x"], batch["y"], transforms, noise_std, seed
+
+
+# -- several replicas ------------------------------------------------------------------------------
+@functools.cache
+def synced_batch_norm_model():
+    """HDRCNN whose training batch norm is synchronised across replicas (class built on first
+    use, so that importing this module does not import TensorFlow).
+
+    Why synchronised: the reference recipe normalises with the statistics of the whole batch
+    (4-16 samples). Split over replicas, per-replica statistics would come from 1-2 samples
+    (at 1/32 resolution, a few pixels), and every replica would update the moving averages
+    with different values. Here each replica's batch moments are all-reduced (two small
+    all-reduces per batch-norm layer, against one of every gradient), so every replica
+    normalises with the global batch's moments, exactly as one device would, and they all
+    compute the same moving-average update. The update itself is not assigned inside the
+    replica (a mirrored variable cannot take a replica-local assignment); the moments are
+    recorded and the step applies them to every copy afterwards (DistributedTrainer).
+    """
+    import tensorflow as tf
+
+    from ..architecture import BN_EPSILON
+    from ..model import BN_MOMENTUM, HDRCNN
+
+    class SyncedBatchNormHDRCNN(HDRCNN):
+        momentum = BN_MOMENTUM
+
+        def __init__(self, width_factor: float = 1.0, name: str | None = None):
+            super().__init__(width_factor, name=name)
+            self._moments = threading.local()  # MirroredStrategy runs replicas in threads
+
+        def record_moments(self) -> list:
+            """Start recording this replica's (layer, mean, variance) of training passes."""
+            self._moments.recorded = []
+            return self._moments.recorded
+
+        def moving_statistics(self, name: str):
+            return (self._by_name[f"{name}/bn/moving_mean"],
+                    self._by_name[f"{name}/bn/moving_variance"])
+
+        def _batch_norm(self, name, x, training):
+            if not training:
+                return super()._batch_norm(name, x, training)
+            ctx = tf.distribute.get_replica_context()
+            replicas = float(ctx.num_replicas_in_sync)
+            axes = [0, 1, 2]  # replicas hold equal batches: the mean of means is the mean
+            mean = ctx.all_reduce("SUM", tf.reduce_mean(x, axes)) / replicas
+            var = ctx.all_reduce("SUM", tf.reduce_mean(
+                tf.math.squared_difference(x, tf.stop_gradient(mean)), axes)) / replicas
+            self._moments.recorded.append((name, mean, var))
+            beta = self._by_name[f"{name}/bn/beta"]
+            gamma = self._by_name[f"{name}/bn/gamma"]
+            return tf.nn.batch_normalization(x, mean, var, beta, gamma, BN_EPSILON)
+
+    return SyncedBatchNormHDRCNN
+
+
+class DistributedTrainer(Trainer):
+    """A Trainer whose step runs on every replica of a tf.distribute strategy.
+
+    Build it (and its model, a `synced_batch_norm_model()`) under `strategy.scope()`, so that
+    every variable, the optimizer's included, is mirrored. Each replica computes its loss on
+    its slice of the global batch, scaled by slice / global batch (what
+    tf.nn.compute_average_loss does for per-sample losses; ours are already batch means), so
+    the all-reduced (summed) gradients are those of the global batch's mean loss. Every
+    replica then applies the same update to its own copy: the copies stay identical.
+    """
+
+    def __init__(self, strategy, model, *, global_batch: int, **kwargs):
+        import tensorflow as tf
+
+        from .distribute import per_replica_batch
+
+        self.strategy = strategy
+        self.replicas = strategy.num_replicas_in_sync
+        self.local_replicas = len(strategy.extended.worker_devices)
+        self.global_batch = int(global_batch)
+        self.per_replica = per_replica_batch(self.global_batch, self.replicas)
+        self.local_batch = self.per_replica * self.local_replicas
+        self._moment_names: list[str] = []
+        with strategy.scope():
+            super().__init__(model, **kwargs)
+        # Inputs are per-replica values, so no input signature; their shapes never change.
+        self.train_step = tf.function(self._distributed_step, autograph=False)
+        self._sum_fn = tf.function(self._sum_over_replicas, autograph=False)
+
+    def _replica_step(self, x, y, transforms, noise_std, noise_seed, stop):
+        import tensorflow as tf
+
+        ctx = tf.distribute.get_replica_context()
+        recorded = self.model.record_moments()
+        with tf.GradientTape() as tape:
+            total, _, _ = self._losses(x, y, transforms, noise_std, noise_seed)
+            scaled = total * (self.per_replica / self.global_batch)
+        grads = tape.gradient(scaled, self.variables)
+        self._moment_names = [name for name, _, _ in recorded]
+        # One all-reduce, of one flat tensor, for the gradients, the loss and the stop vote:
+        # fewer, larger messages between workers, and a faster trace than one per tensor.
+        shapes = [g.shape for g in grads]
+        flat = ctx.all_reduce("SUM", tf.concat(
+            [tf.reshape(scaled, [1]), tf.reshape(tf.cast(stop, tf.float32), [1]),
+             *(tf.reshape(g, [-1]) for g in grads)], axis=0))
+        parts = tf.split(flat, [1, 1, *(s.num_elements() for s in shapes)])
+        grads = [tf.reshape(g, s) for g, s in zip(parts[2:], shapes)]
+        return parts[0][0], parts[1][0], grads, [(mean, var) for _, mean, var in recorded]
+
+    def _distributed_step(self, x, y, transforms, noise_std, noise_seed, stop):
+        strategy = self.strategy
+        loss, stop, grads, moments = strategy.run(
+            self._replica_step, args=(x, y, transforms, noise_std, noise_seed, stop))
+        momentum = self.model.momentum
+
+        def update_this_device(_, grads, moments):
+            # Inside an update context a mirrored variable stands for this device's copy: the
+            # single-device Adam and moving-average code update it with this device's
+            # (all-reduced, hence identical) gradients and batch moments.
+            self.optimizer.apply(grads, self.variables, self.lr)
+            for name, (mean, var) in zip(self._moment_names, moments):
+                for variable, value in zip(self.model.moving_statistics(name), (mean, var)):
+                    variable.assign(momentum * variable + (1 - momentum) * value)
+
+        strategy.extended.update(self.optimizer.t, update_this_device, args=(grads, moments),
+                                 group=False)
+        local = strategy.experimental_local_results  # all-reduced: the same on every replica
+        return local(loss)[0], local(stop)[0]
+
+    def run_step(self, batch: dict, stop: bool = False) -> tuple[float, bool]:
+        """One step on this worker's share of the global batch (`local_batch` samples), split
+        over its replicas. `stop` is this worker's wish to stop; returns the global batch's mean
+        loss and whether any worker wants to stop, so that all stop after the same step."""
+        x, y, transforms, noise_std, seed = step_inputs(batch)
+        if x.shape[0] != self.local_batch:
+            raise ValueError(f"this worker's batch has {x.shape[0]} samples, expected "
+                             f"{self.local_batch} ({self.per_replica} for each of its "
+                             f"{self.local_replicas} replicas)")
+        per, local_replicas = self.per_replica, self.local_replicas
+        vote = np.float32(bool(stop))
+
+        def slice_for(ctx):
+            replica = ctx.replica_id_in_sync_group  # worker r holds replicas r*k .. r*k+k-1
+            part = slice((replica % local_replicas) * per, (replica % local_replicas + 1) * per)
+            return (x[part], y[part], transforms[part], noise_std[part],
+                    (seed + np.array([0, replica])).astype(np.int32), vote)
+
+        values = self.strategy.experimental_distribute_values_from_function(slice_for)
+        loss, stop_votes = self.train_step(*values)
+        return float(loss), float(stop_votes) > 0
+
+    def _sum_over_replicas(self, values, chief_only: bool):
+        import tensorflow as tf
+
+        def replica(values):
+            ctx = tf.distribute.get_replica_context()
+            keep = tf.equal(ctx.replica_id_in_sync_group, 0) if chief_only else True
+            # (tf.where also puts the values on this replica's device, as all_reduce wants)
+            return ctx.all_reduce("SUM", [tf.where(keep, v, tf.zeros_like(v)) for v in values])
+
+        local = self.strategy.experimental_local_results
+        return [local(v)[0] for v in self.strategy.run(replica, args=(values,))]
+
+    def from_chief(self, values: list[np.ndarray]) -> list[np.ndarray]:
+        """The chief's `values` on every worker (each worker passes arrays of the same
+        shapes; only the chief's count). Sent as one float32 vector."""
+        import tensorflow as tf
+
+        arrays = [np.asarray(v, np.float32) for v in values]
+        flat = np.concatenate([a.ravel() for a in arrays])
+        got = self._sum_fn([tf.constant(flat)], True)[0].numpy()
+        bounds = np.cumsum([a.size for a in arrays])[:-1]
+        return [part.reshape(a.shape) for part, a in zip(np.split(got, bounds), arrays)]
+
+    def any_worker(self, flag: bool) -> bool:
+        import tensorflow as tf
+
+        return float(self._sum_fn([tf.constant(float(flag))], False)[0]) > 0
+
+    def sync_with_chief(self, step: int, settings: dict[str, float]) -> int:
+        """Check that every worker trains with the chief's settings, then give every worker
+        the chief's weights, optimizer state and step, so that they start identical and only
+        the chief needs to read a checkpoint to resume. Returns the chief's step.
+
+        Settings that differ would make the workers' collectives differ in shape or number,
+        which hangs or crashes them; all workers raise instead."""
+        names = sorted(settings)
+        mine = np.array([settings[n] for n in names] + [step], np.float32)
+        chief = self.from_chief([mine])[0]
+        differ = [f"{n} {chief[i]:g} (this worker: {mine[i]:g})"
+                  for i, n in enumerate(names) if chief[i] != mine[i]]
+        if self.any_worker(bool(differ)):
+            raise ValueError("every worker must train with the chief's settings: " + (
+                "the chief has " + ", ".join(differ) if differ else
+                "another worker's differ (see its error)"))
+        state = [*self.model.tensors, *self.optimizer.m, *self.optimizer.v, self.optimizer.t]
+        for var, value in zip(state, self.from_chief([v.numpy() for v in state])):
+            var.assign(value)
+        return int(chief[-1])
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -290,11 +497,13 @@ def learning_rate(config: TrainConfig, step: int, per_epoch: int) -> float:
     return config.lr * config.lr_decay ** (step // per_epoch)
 
 
-def regularization_inputs(config: TrainConfig, step: int, n: int) -> dict[str, np.ndarray]:
-    """The random motions and noise of one step's second pass, deterministic for (seed, step)."""
+def regularization_inputs(config: TrainConfig, step: int, n: int,
+                          rank: int = 0) -> dict[str, np.ndarray]:
+    """The random motions and noise of one step's second pass, deterministic for (seed, step)
+    and different on each worker (`rank`) of a multi-worker run."""
     from .losses import random_transforms
 
-    rng = np.random.default_rng([config.seed, REG_STREAM, step])
+    rng = np.random.default_rng([config.seed, REG_STREAM, step, *([rank] if rank else [])])
     return {"transforms": random_transforms(rng, n, (config.crop, config.crop),
                                             config.reg_strength),
             "noise_std": rng.uniform(*config.reg_noise, n).astype(np.float32),
@@ -397,9 +606,10 @@ def initial_weights(config: TrainConfig, model) -> tuple[int, Path | None, dict]
     return 0, None, {}
 
 
-def load_training_data(config: TrainConfig,
-                       log: Callable[[str], None]) -> tuple[SampleSource, list[dict]]:
-    """The training sample source and the fixed validation batches (empty without --val)."""
+def load_training_data(config: TrainConfig, log: Callable[[str], None],
+                       validation: bool = True) -> tuple[SampleSource, list[dict]]:
+    """The training sample source and the fixed validation batches (empty without --val, or
+    when `validation` is off: the workers of a multi-worker run other than the chief)."""
     def scenes_of(folder: str):
         return load_scenes(folder, crop=config.crop, mode=config.data_mode,
                            panorama=config.panorama, ldr_linearize=config.ldr_linearize,
@@ -410,7 +620,7 @@ def load_training_data(config: TrainConfig,
     n_pano = sum(s.panorama for s in scenes)
     log(f"{len(scenes)} scenes ({n_pano} panoramas, {len(scenes) - n_pano} photos)")
     val_batches = []
-    if config.val:
+    if config.val and validation:
         val_scenes = scenes_of(config.val)
         val_batches = SampleSource(val_scenes, config.camera, config.seed,
                                    VAL_STREAM).fixed_batches(config.val_samples, config.batch_size)
@@ -438,18 +648,81 @@ def total_steps(config: TrainConfig, per_epoch: int) -> int:
     return int(config.steps)
 
 
+def make_trainer(config: TrainConfig, strategy, *, chief: bool,
+                 log: Callable[[str], None]) -> tuple[Trainer, int, Path | None]:
+    """The model and its trainer with their starting weights: (trainer, start step, checkpoint
+    used). With a strategy, the variables are mirrored on its replicas."""
+    kwargs = dict(crop=config.crop, loss=config.loss, regularization=config.regularization,
+                  reg_weight=config.reg_weight, beta1=config.beta1, beta2=config.beta2,
+                  lr=config.lr)
+    if strategy is None:
+        from ..model import HDRCNN
+
+        model = HDRCNN(config.width_factor)
+        start, ckpt, _ = initial_weights(config, model)
+        return Trainer(model, **kwargs), start, ckpt
+    with strategy.scope():
+        model = synced_batch_norm_model()(config.width_factor)
+    if config.resume and not chief and not has_checkpoint(config.resume):
+        log(f"no checkpoint in {config.resume} on this worker: it starts from the chief's")
+        config = TrainConfig.from_dict({**config.to_dict(), "resume": None})
+    start, ckpt, _ = initial_weights(config, model)
+    trainer = DistributedTrainer(strategy, model, global_batch=config.batch_size, **kwargs)
+    return trainer, start, ckpt
+
+
+def has_checkpoint(path: str | os.PathLike) -> bool:
+    p = Path(path).expanduser()
+    return p.is_file() or bool(list_checkpoints(p))
+
+
+def shared_settings(config: TrainConfig, trainer: "DistributedTrainer", per_epoch: int,
+                    end: int) -> dict[str, float]:
+    """What every worker of a multi-worker run must agree on, as numbers."""
+    from .losses import LOSSES, REGULARIZATIONS
+
+    return dict(width_factor=config.width_factor, crop=config.crop,
+                batch_size=config.batch_size, total_steps=end, steps_per_epoch=per_epoch,
+                lr=config.lr, lr_decay=config.lr_decay, beta1=config.beta1,
+                beta2=config.beta2, reg_weight=config.reg_weight,
+                loss=LOSSES.index(config.loss),
+                regularization=REGULARIZATIONS.index(config.regularization),
+                replicas_per_worker=trainer.local_replicas)
+
+
 def train(config: TrainConfig, *, stop: StopFlag | None = None,
-          progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
-    """Train (or resume) a run; returns where the final weights are."""
+          progress: bool = True, log: Callable[[str], None] = print, strategy: str = "none",
+          worker_out: str | os.PathLike | None = None) -> TrainResult:
+    """Train (or resume) a run; returns where the final weights are.
+
+    `strategy`: "none" (one device), "mirrored" (this machine's GPUs) or "multi-worker"
+    (TF_CONFIG's cluster); see `training.distribute`. config.batch_size is the global batch.
+    Only the chief writes the run folder (checkpoints, weights, logs, TensorBoard): every
+    variable is mirrored, so the chief's copy is the whole state, and the files are written
+    from numpy values without any collective step that the others would have to join. The
+    other workers write nothing, or, given `worker_out`, their final weights there (to check
+    that the workers agree). Resuming, every worker takes the chief's weights, optimizer
+    state and step (`DistributedTrainer.sync_with_chief`).
+    """
     import tensorflow as tf
 
-    from ..model import HDRCNN
+    from .distribute import WorkerSampleSource, current_cluster, make_strategy
 
+    replication = make_strategy(strategy)  # before any TensorFlow op (multi-worker needs it)
+    cluster = current_cluster() if strategy == "multi-worker" else None
+    rank = cluster.rank if cluster is not None else 0
+    chief = rank == 0
+    if not chief:
+        log = (lambda say: lambda m: say(f"[worker {rank}] {m}"))(log)
+        progress = False
     stop = stop if stop is not None else StopFlag()
     out = Path(config.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    if chief:
+        out.mkdir(parents=True, exist_ok=True)
 
-    source, val_batches = load_training_data(config, log)
+    source, val_batches = load_training_data(config, log, validation=chief)
+    if rank:
+        source = WorkerSampleSource(source, rank)
     baseline = (baseline_loss(val_batches, config.loss, config.linearize)
                 if val_batches else None)
     if baseline is not None:
@@ -458,31 +731,39 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
 
     per_epoch = steps_per_epoch(config, len(source.scenes))
     end = total_steps(config, per_epoch)
-    model = HDRCNN(config.width_factor)
-    start, ckpt, _ = initial_weights(config, model)
-    trainer = Trainer(model, crop=config.crop, loss=config.loss,
-                      regularization=config.regularization, reg_weight=config.reg_weight,
-                      beta1=config.beta1, beta2=config.beta2, lr=config.lr)
+    trainer, start, ckpt = make_trainer(config, replication, chief=chief, log=log)
+    model = trainer.model
+    distributed = isinstance(trainer, DistributedTrainer)
     seconds_before = 0.0
     if ckpt is not None:
         seconds_before = restore_optimizer(trainer, ckpt, log)
         log(f"resuming from {ckpt} at step {start}")
+    if cluster is not None:
+        start = trainer.sync_with_chief(start, shared_settings(config, trainer, per_epoch, end))
+    local_batch = trainer.local_batch if distributed else config.batch_size
 
     settings = config.to_dict()
     settings.update(scenes=len(source.scenes), steps_per_epoch=per_epoch, total_steps=end,
                     val_loss_baseline=baseline,
                     git_commit=git_commit(), started=_dt.datetime.now(_dt.timezone.utc)
                     .isoformat(timespec="seconds"), tensorflow=tf.__version__)
-    write_json(out / "run.json", settings)
+    if distributed:
+        settings.update(strategy=strategy, replicas=trainer.replicas,
+                        per_replica_batch=trainer.per_replica,
+                        workers=cluster.num_workers if cluster is not None else 1)
+        log(f"{strategy} strategy: {trainer.replicas} replicas, {trainer.per_replica} samples "
+            f"each of the global batch of {config.batch_size}")
+    if chief:
+        write_json(out / "run.json", settings)
 
     writer = None
-    if config.tensorboard:
+    if config.tensorboard and chief:
         writer = tensorboard_writer(out / "tensorboard")
 
     def make_batch(step: int) -> dict:
-        batch = source.batch(step, config.batch_size)
+        batch = source.batch(step, local_batch)
         if config.regularization != "none":
-            batch.update(regularization_inputs(config, step, config.batch_size))
+            batch.update(regularization_inputs(config, step, local_batch, rank))
         return batch
 
     metadata = dict(data=str(config.data), seed=config.seed, crop=config.crop,
@@ -525,6 +806,9 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
             log(f"step {step}/{end} loss {mean:.4g}"
                 + (f" val {val:.4g}" if val is not None else "") + f" {seconds:.0f}s")
 
+    if not chief:  # the chief alone writes the run folder
+        record = save_checkpoint = lambda *args: None  # noqa: E731
+
     bar = None
     if progress:
         from tqdm import tqdm
@@ -536,10 +820,13 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
     prefetch = Prefetcher(make_batch, start, end)
     try:
         for step_index, batch in prefetch:
-            if stop:
+            if stop and not distributed:
                 break
             trainer.lr.assign(learning_rate(config, step_index, per_epoch))
-            last_loss = trainer.run_step(batch)
+            if distributed:  # a stop is voted on in the step: every worker stops after it
+                last_loss, all_stop = trainer.run_step(batch, stop=bool(stop))
+            else:
+                last_loss = trainer.run_step(batch)
             if not math.isfinite(last_loss):
                 raise FloatingPointError(f"loss became {last_loss} at step {step_index + 1}; "
                                          "lower --lr")
@@ -565,6 +852,10 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
                 save_checkpoint(step, seconds)
             if deadline is not None and time.monotonic() > deadline:
                 stop.set("time limit reached")
+            if distributed and all_stop:
+                if not stop:
+                    stop.set("stopped by another worker")
+                break
     except KeyboardInterrupt:
         stop.set("interrupted")
     finally:
@@ -579,11 +870,16 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
         record(step, window, float(trainer.lr.numpy()), seconds, None, None)
     if writer is not None:
         writer.flush()
-    if step > start or not list_checkpoints(out):
+    if chief and (step > start or not list_checkpoints(out)):
         save_checkpoint(step, seconds)
     final = out / "weights.npz"
-    save_weights(final, step)
-    if config.export_authors:
+    if chief:
+        save_weights(final, step)
+    elif worker_out is not None:
+        final = Path(worker_out).expanduser() / "weights.npz"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        save_weights(final, step)
+    if config.export_authors and chief:
         w = Weights(model.get_weights(), config.width_factor, config.linearize)
         write_authors_npz(w, out / "weights_authors.npz")
     if stop:
