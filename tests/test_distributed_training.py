@@ -132,8 +132,9 @@ def python(code: str, *args: str, env: dict | None = None) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def finish(processes: list[subprocess.Popen]) -> list[str]:
-    """Wait for all; on a timeout kill them all (a worker may wait for a dead peer)."""
+def finish(processes: list[subprocess.Popen], status: int = 0) -> list[str]:
+    """Wait for all, which must exit with `status`; on a timeout kill them all (a worker may
+    wait for a dead peer)."""
     outputs = []
     try:
         for p in processes:
@@ -143,7 +144,7 @@ def finish(processes: list[subprocess.Popen]) -> list[str]:
             p.kill()
         pytest.fail(f"training processes did not finish in {SUBPROCESS_TIMEOUT} s")
     for p, out in zip(processes, outputs):
-        assert p.returncode == 0, out[-3000:]
+        assert p.returncode == status, out[-3000:]
     return outputs
 
 
@@ -230,3 +231,64 @@ def test_two_workers_on_localhost_end_with_the_same_weights(scenes, tmp_path):
     assert not other.exists()
     settings = json.loads((chief / "run.json").read_text())
     assert settings["workers"] == 2 and settings["per_replica_batch"] == 2
+
+
+@pytest.mark.slow  # two more two-worker runs; the fast test above covers the plain run
+def test_two_workers_resume_from_the_chief_checkpoint_only(scenes, tmp_path):
+    """The chief resumes from its run folder; the other worker has no checkpoint (no shared
+    disk) and takes the chief's weights, optimizer state and step. A stop on one worker (its
+    time limit) stops both after the same step."""
+    import shutil
+
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    run_two_workers(scenes, straight, "--steps", "4", "--checkpoint-every", "2")
+    resumed = tmp_path / "resumed"
+    shutil.copytree(straight / "chief", resumed / "chief")
+    for name in ("step_000004.npz", "step_000004.adam.npz"):
+        (resumed / "chief" / "checkpoints" / name).unlink()
+    workers = [f"localhost:{p}" for p in free_ports(2)]
+    processes = [python(WORKER_SCRIPT, "train", "--resume", str(resumed / name), "--data",
+                        str(scenes), *TINY, "--steps", "4", "--strategy", "multi-worker",
+                        "--worker-out", str(resumed / "other_weights"),
+                        env={"TF_CONFIG": tf_config(workers, index=i)})
+                 for i, name in enumerate(("chief", "other"))]
+    logs = finish(processes)
+    assert "starts from the chief's" in logs[1]
+    final = load_weights(resumed / "chief" / "weights.npz")
+    assert final.metadata["step"] == 4
+    for a, b, c in zip(final.tensors, load_weights(resumed / "other_weights" / "weights.npz")
+                       .tensors, load_weights(straight / "chief" / "weights.npz").tensors):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(a, c, rtol=1e-3, atol=1e-5)  # as if never interrupted
+    assert not (resumed / "other").exists()
+
+    # the chief's time limit stops the other worker too, after the same step
+    workers = [f"localhost:{p}" for p in free_ports(2)]
+    limits = (["--max-minutes", "0.0001"], [])
+    processes = [python(WORKER_SCRIPT, "train", "--data", str(scenes), "--out",
+                        str(tmp_path / f"limited{i}"), *TINY, "--steps", "50",
+                        "--strategy", "multi-worker", "--worker-out",
+                        str(tmp_path / "limited_other"), *limits[i],
+                        env={"TF_CONFIG": tf_config(workers, index=i)})
+                 for i in range(2)]
+    logs = finish(processes)
+    assert "stopped by another worker" in logs[1]
+    steps = [load_weights(tmp_path / f).metadata["step"]
+             for f in ("limited0/weights.npz", "limited_other/weights.npz")]
+    assert steps[0] == steps[1] < 50
+
+
+@pytest.mark.slow
+def test_workers_with_different_settings_all_stop_with_the_reason(scenes, tmp_path):
+    workers = [f"localhost:{p}" for p in free_ports(2)]
+    crops = ("64", "32")
+    processes = [python(WORKER_SCRIPT, "train", "--data", str(scenes), "--out",
+                        str(tmp_path / f"out{i}"), *TINY, "--crop", crops[i], "--steps", "2",
+                        "--strategy", "multi-worker",
+                        env={"TF_CONFIG": tf_config(workers, index=i)})
+                 for i in range(2)]
+    logs = finish(processes, status=1)
+    assert "must train with the chief's settings" in logs[0]
+    assert "the chief has crop 64 (this worker: 32)" in logs[1]
+    assert not (tmp_path / "out0" / "weights.npz").exists()

@@ -313,7 +313,6 @@ class DistributedTrainer(Trainer):
             super().__init__(model, **kwargs)
         # Inputs are per-replica values, so no input signature; their shapes never change.
         self.train_step = tf.function(self._distributed_step, autograph=False)
-        self._sum_fn = tf.function(self._sum_over_replicas, autograph=False)
 
     def _replica_step(self, x, y, transforms, noise_std, noise_seed, stop):
         import tensorflow as tf
@@ -377,54 +376,56 @@ class DistributedTrainer(Trainer):
         loss, stop_votes = self.train_step(*values)
         return float(loss), float(stop_votes) > 0
 
-    def _sum_over_replicas(self, values, chief_only: bool):
-        import tensorflow as tf
-
-        def replica(values):
-            ctx = tf.distribute.get_replica_context()
-            keep = tf.equal(ctx.replica_id_in_sync_group, 0) if chief_only else True
-            # (tf.where also puts the values on this replica's device, as all_reduce wants)
-            return ctx.all_reduce("SUM", [tf.where(keep, v, tf.zeros_like(v)) for v in values])
-
-        local = self.strategy.experimental_local_results
-        return [local(v)[0] for v in self.strategy.run(replica, args=(values,))]
-
-    def from_chief(self, values: list[np.ndarray]) -> list[np.ndarray]:
-        """The chief's `values` on every worker (each worker passes arrays of the same
-        shapes; only the chief's count). Sent as one float32 vector."""
-        import tensorflow as tf
-
-        arrays = [np.asarray(v, np.float32) for v in values]
-        flat = np.concatenate([a.ravel() for a in arrays])
-        got = self._sum_fn([tf.constant(flat)], True)[0].numpy()
-        bounds = np.cumsum([a.size for a in arrays])[:-1]
-        return [part.reshape(a.shape) for part, a in zip(np.split(got, bounds), arrays)]
-
-    def any_worker(self, flag: bool) -> bool:
-        import tensorflow as tf
-
-        return float(self._sum_fn([tf.constant(float(flag))], False)[0]) > 0
-
-    def sync_with_chief(self, step: int, settings: dict[str, float]) -> int:
-        """Check that every worker trains with the chief's settings, then give every worker
-        the chief's weights, optimizer state and step, so that they start identical and only
-        the chief needs to read a checkpoint to resume. Returns the chief's step.
-
-        Settings that differ would make the workers' collectives differ in shape or number,
-        which hangs or crashes them; all workers raise instead."""
-        names = sorted(settings)
-        mine = np.array([settings[n] for n in names] + [step], np.float32)
-        chief = self.from_chief([mine])[0]
-        differ = [f"{n} {chief[i]:g} (this worker: {mine[i]:g})"
-                  for i, n in enumerate(names) if chief[i] != mine[i]]
-        if self.any_worker(bool(differ)):
-            raise ValueError("every worker must train with the chief's settings: " + (
-                "the chief has " + ", ".join(differ) if differ else
-                "another worker's differ (see its error)"))
+    def sync_with_chief(self, step: int) -> int:
+        """Give every worker the chief's weights, optimizer state and step, so that they
+        start identical and only the chief needs to read a checkpoint to resume. Returns the
+        chief's step."""
         state = [*self.model.tensors, *self.optimizer.m, *self.optimizer.v, self.optimizer.t]
-        for var, value in zip(state, self.from_chief([v.numpy() for v in state])):
+        *values, chief_step = from_chief(self.strategy,
+                                         [*(v.numpy() for v in state), np.float32(step)])
+        for var, value in zip(state, values):
             var.assign(value)
-        return int(chief[-1])
+        return int(chief_step)
+
+
+def sum_over_replicas(strategy, arrays: list[np.ndarray], chief_only: bool = False):
+    """The sum over all replicas of every worker of each array (only replica 0's, on the
+    chief, with `chief_only`), on every worker. Every worker must call it alike."""
+    import tensorflow as tf
+
+    def replica(values):
+        ctx = tf.distribute.get_replica_context()
+        keep = tf.equal(ctx.replica_id_in_sync_group, 0) if chief_only else True
+        # (tf.where also puts the values on this replica's device, as all_reduce wants)
+        return ctx.all_reduce("SUM", [tf.where(keep, v, tf.zeros_like(v)) for v in values])
+
+    sums = tf.function(lambda values: strategy.run(replica, args=(values,)), autograph=False)
+    local = strategy.experimental_local_results
+    return [local(v)[0].numpy() for v in sums([tf.constant(a) for a in arrays])]
+
+
+def from_chief(strategy, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """The chief's `arrays` on every worker (each worker passes arrays of the same shapes;
+    only the chief's count). Sent as one float32 vector: one message, one trace."""
+    arrays = [np.asarray(a, np.float32) for a in arrays]
+    flat = sum_over_replicas(strategy, [np.concatenate([a.ravel() for a in arrays])], True)[0]
+    bounds = np.cumsum([a.size for a in arrays])[:-1]
+    return [part.reshape(a.shape) for part, a in zip(np.split(flat, bounds), arrays)]
+
+
+def check_same_settings(strategy, settings: dict[str, float]) -> None:
+    """Every worker raises unless all train with the chief's settings. Run it before the
+    model exists: different widths, crops or batches would give the workers' collectives
+    different shapes or counts, which hangs or crashes them instead of saying why."""
+    names = sorted(settings)
+    mine = np.array([settings[n] for n in names], np.float32)
+    chief = from_chief(strategy, [mine])[0]
+    differ = [f"{n} {chief[i]:g} (this worker: {mine[i]:g})"
+              for i, n in enumerate(names) if chief[i] != mine[i]]
+    if sum_over_replicas(strategy, [np.float32(bool(differ))])[0] > 0:
+        raise ValueError("every worker must train with the chief's settings: " + (
+            "the chief has " + ", ".join(differ) if differ else
+            "another worker's differ (see its error)"))
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -676,7 +677,7 @@ def has_checkpoint(path: str | os.PathLike) -> bool:
     return p.is_file() or bool(list_checkpoints(p))
 
 
-def shared_settings(config: TrainConfig, trainer: "DistributedTrainer", per_epoch: int,
+def shared_settings(config: TrainConfig, strategy, per_epoch: int,
                     end: int) -> dict[str, float]:
     """What every worker of a multi-worker run must agree on, as numbers."""
     from .losses import LOSSES, REGULARIZATIONS
@@ -687,7 +688,7 @@ def shared_settings(config: TrainConfig, trainer: "DistributedTrainer", per_epoc
                 beta2=config.beta2, reg_weight=config.reg_weight,
                 loss=LOSSES.index(config.loss),
                 regularization=REGULARIZATIONS.index(config.regularization),
-                replicas_per_worker=trainer.local_replicas)
+                replicas_per_worker=len(strategy.extended.worker_devices))
 
 
 def train(config: TrainConfig, *, stop: StopFlag | None = None,
@@ -731,6 +732,8 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
 
     per_epoch = steps_per_epoch(config, len(source.scenes))
     end = total_steps(config, per_epoch)
+    if cluster is not None:
+        check_same_settings(replication, shared_settings(config, replication, per_epoch, end))
     trainer, start, ckpt = make_trainer(config, replication, chief=chief, log=log)
     model = trainer.model
     distributed = isinstance(trainer, DistributedTrainer)
@@ -739,7 +742,7 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
         seconds_before = restore_optimizer(trainer, ckpt, log)
         log(f"resuming from {ckpt} at step {start}")
     if cluster is not None:
-        start = trainer.sync_with_chief(start, shared_settings(config, trainer, per_epoch, end))
+        start = trainer.sync_with_chief(start)
     local_batch = trainer.local_batch if distributed else config.batch_size
 
     settings = config.to_dict()
