@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import random_tensors
 from napari_hdrcnn import frames, image_io
 from napari_hdrcnn.cli import main
 from napari_hdrcnn.video_io import open_frames, write_test_video
-from napari_hdrcnn.weights import Weights, load_weights, write_weights
+from napari_hdrcnn.weights import load_weights
 
 N_FRAMES = 7
 H, W = 64, 96
@@ -42,14 +41,6 @@ def _hidden(folder: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def weights_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("weights") / "tiny.npz"
-    write_weights(Weights(random_tensors(0.0625, seed=5), width_factor=0.0625,
-                          linearize="gamma2.2"), path, provenance="random test weights")
-    return path
-
-
-@pytest.fixture(scope="module")
 def clip() -> np.ndarray:
     return np.stack([_clip(t) for t in range(N_FRAMES)])
 
@@ -60,10 +51,10 @@ def video(tmp_path_factory, clip) -> Path:
 
 
 @pytest.fixture(scope="module")
-def plain_run(tmp_path_factory, video, weights_file):
+def plain_run(tmp_path_factory, video, small_weights_file):
     """The reference: the video reconstructed by the plain loop in this process."""
     out = tmp_path_factory.mktemp("plain")
-    report = frames.run_sequence(open_frames(video), out, weights=weights_file, device="cpu",
+    report = frames.run_sequence(open_frames(video), out, weights=small_weights_file, device="cpu",
                                  preview_video="preview.mp4")
     return out, report
 
@@ -76,7 +67,7 @@ def cluster():
         yield client
 
 
-# -- without a cluster ------------------------------------------------------------------------------
+# -- without a cluster ----------------------------------------------------------------------------
 def test_plain_run_of_a_video_writes_numbered_exrs_preview_video_and_stability(plain_run, clip):
     out, report = plain_run
     assert (report.total, report.done, report.skipped, report.failed) == (N_FRAMES, N_FRAMES,
@@ -99,13 +90,13 @@ def test_plain_run_of_a_video_writes_numbered_exrs_preview_video_and_stability(p
     assert report.stability == acc.result() and report.stability_note == ""
 
 
-def test_resume_skips_frames_whose_outputs_all_exist(tmp_path, weights_file, capsys):
+def test_resume_skips_frames_whose_outputs_all_exist(tmp_path, small_weights_file, capsys):
     src = tmp_path / "shots"
     src.mkdir()
     for t in range(4):
         Image.fromarray(_clip(t)).save(src / f"shot_{t + 1}.png")
     out = tmp_path / "out"
-    args = ["predict", "--params", str(weights_file), "--im_dir", str(src / "shot_%d.png"),
+    args = ["predict", "--params", str(small_weights_file), "--im_dir", str(src / "shot_%d.png"),
             "--out_dir", str(out), "--no-progress", "--device", "cpu"]
     assert main(args) == 0
     assert "4 of 4 frame(s)" in capsys.readouterr().err
@@ -144,8 +135,8 @@ def test_preview_video_path_stays_in_the_output_folder_unless_absolute(tmp_path)
         tmp_path / "x" / "p.mp4"
 
 
-def test_video_hint_only_for_weights_without_temporal_regularisation(weights_file):
-    w = load_weights(weights_file)
+def test_video_hint_only_for_weights_without_temporal_regularisation(small_weights_file):
+    w = load_weights(small_weights_file)
     hint = frames.video_weights_hint(w)
     assert hint is not None and "--params" in hint and "regularized" in hint
     w.metadata["regularization"] = "coherence"
@@ -155,22 +146,22 @@ def test_video_hint_only_for_weights_without_temporal_regularisation(weights_fil
     assert frames.video_weights_hint(w) is None
 
 
-def test_reconstruct_stack_without_a_client_is_frame_by_frame(clip, weights_file):
+def test_reconstruct_stack_without_a_client_is_frame_by_frame(clip, small_weights_file):
     from napari_hdrcnn import reconstruct
 
-    out = frames.reconstruct_stack(clip[:3], weights_file, device="cpu", gamma=1.2)
+    out = frames.reconstruct_stack(clip[:3], small_weights_file, device="cpu", gamma=1.2)
     assert out.shape == (3, H, W, 3) and out.dtype == np.float32
-    assert np.array_equal(out[1], reconstruct(clip[1], weights_file, device="cpu", gamma=1.2))
+    assert np.array_equal(out[1], reconstruct(clip[1], small_weights_file, device="cpu", gamma=1.2))
     with pytest.raises(TypeError, match="gama"):
-        frames.reconstruct_stack(clip[:1], weights_file, gama=1.2)
+        frames.reconstruct_stack(clip[:1], small_weights_file, gama=1.2)
 
 
-# -- on a cluster of two worker processes ------------------------------------------------------------
+# -- on a cluster of two worker processes ---------------------------------------------------------
 def test_cluster_gives_the_plain_loop_frames_bit_for_bit(cluster, plain_run, video,
-                                                           weights_file, tmp_path):
+                                                           small_weights_file, tmp_path):
     plain_out, plain_report = plain_run
     out = tmp_path / "out"
-    report = frames.run_sequence(open_frames(video), out, weights=weights_file, device="cpu",
+    report = frames.run_sequence(open_frames(video), out, weights=small_weights_file, device="cpu",
                                  client=cluster)
     assert (report.done, report.failed) == (N_FRAMES, [])
     got, want = _exrs(out), _exrs(plain_out)
@@ -181,13 +172,13 @@ def test_cluster_gives_the_plain_loop_frames_bit_for_bit(cluster, plain_run, vid
     assert _hidden(out) == []
 
     # started again: every frame is there already, the figure is the same
-    again = frames.run_sequence(open_frames(video), out, weights=weights_file, device="cpu",
+    again = frames.run_sequence(open_frames(video), out, weights=small_weights_file, device="cpu",
                                 client=cluster)
     assert (again.done, again.skipped) == (0, N_FRAMES)
     assert again.stability == plain_report.stability
 
 
-def test_cluster_keeps_a_bounded_number_of_frames_in_flight(cluster, video, weights_file,
+def test_cluster_keeps_a_bounded_number_of_frames_in_flight(cluster, video, small_weights_file,
                                                              tmp_path):
     from napari_hdrcnn.dask_runner import cluster_outcomes
 
@@ -202,7 +193,8 @@ def test_cluster_keeps_a_bounded_number_of_frames_in_flight(cluster, video, weig
     in_flight = []
     consumed = 0
     for outcome in cluster_outcomes(cluster, counted(open_frames(video)),
-                                    load_weights(weights_file), "cpu", {}, spec, window=3):
+                                    load_weights(small_weights_file), "cpu", {}, spec,
+                                    window=3):
         consumed += 1
         in_flight.append(len(pulled) - consumed)
         assert outcome.number == consumed and outcome.status == "done"
@@ -210,14 +202,15 @@ def test_cluster_keeps_a_bounded_number_of_frames_in_flight(cluster, video, weig
     assert consumed == N_FRAMES and max(in_flight) == 3
 
 
-def test_cluster_reports_a_bad_frame_and_writes_the_others(cluster, tmp_path, weights_file):
+def test_cluster_reports_a_bad_frame_and_writes_the_others(cluster, tmp_path,
+                                                           small_weights_file):
     src = tmp_path / "shots"
     src.mkdir()
     for t in range(3):
         Image.fromarray(_clip(t)).save(src / f"f{t}.png")
     (src / "f1.png").write_bytes(b"not a png at all")
     out = tmp_path / "out"
-    report = frames.run_sequence(open_frames(src), out, weights=weights_file, device="cpu",
+    report = frames.run_sequence(open_frames(src), out, weights=small_weights_file, device="cpu",
                                  client=cluster)
     assert (report.done, len(report.failed)) == (2, 1)
     name, message = report.failed[0]
@@ -228,9 +221,10 @@ def test_cluster_reports_a_bad_frame_and_writes_the_others(cluster, tmp_path, we
     assert "1 failed frame(s) left out" in report.stability_note
 
 
-def test_reconstruct_stack_on_the_cluster_matches_the_plain_loop(cluster, clip, weights_file):
-    plain = frames.reconstruct_stack(clip, weights_file, device="cpu", scaling=1.1)
-    spread = frames.reconstruct_stack(clip, weights_file, client=cluster, device="cpu",
+def test_reconstruct_stack_on_the_cluster_matches_the_plain_loop(cluster, clip,
+                                                                 small_weights_file):
+    plain = frames.reconstruct_stack(clip, small_weights_file, device="cpu", scaling=1.1)
+    spread = frames.reconstruct_stack(clip, small_weights_file, client=cluster, device="cpu",
                                       scaling=1.1)
     assert spread.dtype == np.float32 and np.array_equal(spread, plain)
 
@@ -246,11 +240,11 @@ def _stability_line(err: str) -> str:
     return next(line for line in err.splitlines() if line.startswith("temporal stability"))
 
 
-def test_cli_on_a_cluster_writes_the_plain_cli_exrs(cluster, video, weights_file, tmp_path,
-                                                     capsys):
-    plain_err = _cli_on_video(video, weights_file, tmp_path / "plain", capsys)
+def test_cli_on_a_cluster_writes_the_plain_cli_exrs(cluster, video, small_weights_file,
+                                                     tmp_path, capsys):
+    plain_err = _cli_on_video(video, small_weights_file, tmp_path / "plain", capsys)
     address = cluster.scheduler.address
-    dask_err = _cli_on_video(video, weights_file, tmp_path / "dask", capsys, "--scheduler",
+    dask_err = _cli_on_video(video, small_weights_file, tmp_path / "dask", capsys, "--scheduler",
                              address, "--preview-video", "p.mp4", "--frame-previews")
     got, want = _exrs(tmp_path / "dask"), _exrs(tmp_path / "plain")
     assert list(got) == list(want) and len(got) == N_FRAMES
@@ -263,10 +257,10 @@ def test_cli_on_a_cluster_writes_the_plain_cli_exrs(cluster, video, weights_file
 
 
 @pytest.mark.slow  # starts its own local cluster (two more TensorFlow processes)
-def test_cli_with_two_local_workers_writes_the_plain_cli_exrs(video, weights_file, tmp_path,
-                                                             capsys):
-    plain_err = _cli_on_video(video, weights_file, tmp_path / "plain", capsys)
-    dask_err = _cli_on_video(video, weights_file, tmp_path / "dask", capsys, "--workers", "2")
+def test_cli_with_two_local_workers_writes_the_plain_cli_exrs(video, small_weights_file,
+                                                              tmp_path, capsys):
+    plain_err = _cli_on_video(video, small_weights_file, tmp_path / "plain", capsys)
+    dask_err = _cli_on_video(video, small_weights_file, tmp_path / "dask", capsys, "--workers", "2")
     got, want = _exrs(tmp_path / "dask"), _exrs(tmp_path / "plain")
     assert list(got) == list(want) and len(got) == N_FRAMES
     assert all(np.array_equal(got[n], want[n]) for n in want)
@@ -276,7 +270,7 @@ def test_cli_with_two_local_workers_writes_the_plain_cli_exrs(video, weights_fil
 
 # Last: it kills one of the module cluster's workers (its nanny starts a new one).
 def test_a_killed_worker_loses_no_frame_and_leaves_no_partial_file(cluster, plain_run, video,
-                                                                   weights_file, tmp_path):
+                                                                   small_weights_file, tmp_path):
     victim = sorted(cluster.scheduler_info()["workers"])[0]
 
     def die_while_writing():
@@ -299,7 +293,7 @@ def test_a_killed_worker_loses_no_frame_and_leaves_no_partial_file(cluster, plai
     result = {}
 
     def run():
-        result["report"] = frames.run_sequence(open_frames(video), out, weights=weights_file,
+        result["report"] = frames.run_sequence(open_frames(video), out, weights=small_weights_file,
                                                device="cpu", client=cluster)
 
     thread = threading.Thread(target=run)
