@@ -27,7 +27,7 @@ from napari_hdrcnn.training.distribute import (Cluster, DistributeError, WorkerS
 from napari_hdrcnn.weights import load_weights
 
 TINY = ["--width-factor", "0.0625", "--crop", "64", "--batch-size", "4", "--seed", "3",
-        "--no-progress", "--log-every", "1", "--no-tensorboard", "--device", "cpu"]
+        "--no-progress", "--log-every", "1", "--device", "cpu"]
 SUBPROCESS_TIMEOUT = 240  # a hang (a worker waiting for a peer forever) fails the test
 
 
@@ -148,9 +148,13 @@ def finish(processes: list[subprocess.Popen], status: int = 0) -> list[str]:
     return outputs
 
 
-def log_losses(out) -> list[float]:
+def log_rows(out) -> list[dict]:
     with open(out / "train_log.csv") as f:
-        return [float(r["loss"]) for r in csv.DictReader(f)]
+        return list(csv.DictReader(f))
+
+
+def log_losses(out) -> list[float]:
+    return [float(r["loss"]) for r in log_rows(out)]
 
 
 MIRRORED_SCRIPT = textwrap.dedent("""
@@ -162,8 +166,9 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     from napari_hdrcnn.cli import main
 
     data, root, *tiny = sys.argv[1:]
-    base = ["train", "--data", data, "--steps", "3", "--checkpoint-every", "1", *tiny]
-    assert main(base + ["--out", root + "/single", "--strategy", "none"]) == 0
+    base = ["train", "--data", data, "--val", data, "--val-samples", "4", "--val-every", "3",
+            "--steps", "3", "--checkpoint-every", "1", *tiny]
+    assert main(base + ["--out", root + "/single", "--strategy", "none", "--no-tensorboard"]) == 0
     assert main(base + ["--out", root + "/mirrored", "--strategy", "mirrored"]) == 0
     assert main(base + ["--out", root + "/uneven", "--strategy", "mirrored",
                         "--batch-size", "3"]) == 1
@@ -185,6 +190,10 @@ def test_mirrored_on_two_devices_trains_like_one_device(scenes, tmp_path):
     # Same samples, each replica half of them, batch norm synchronised, gradients summed:
     # the same step as one device up to the order of float sums.
     np.testing.assert_allclose(losses, log_losses(single), rtol=1e-3)
+    val_losses = [[float(r["val_loss"]) for r in log_rows(run) if r["val_loss"]]
+                  for run in (single, mirrored)]
+    np.testing.assert_allclose(*val_losses, rtol=1e-3)  # validation on mirrored variables
+    assert (mirrored / "tensorboard").is_dir()
     for a, b in zip(final, load_weights(single / "weights.npz").tensors):
         np.testing.assert_allclose(a, b, atol=1e-3)
 
@@ -229,6 +238,7 @@ def test_two_workers_on_localhost_end_with_the_same_weights(scenes, tmp_path):
         "step_000002.adam.npz", "step_000002.npz", "step_000003.adam.npz", "step_000003.npz"]
     assert len(log_losses(chief)) == 3 and np.isfinite(log_losses(chief)).all()
     assert not other.exists()
+    assert (chief / "tensorboard").is_dir()
     settings = json.loads((chief / "run.json").read_text())
     assert settings["workers"] == 2 and settings["per_replica_batch"] == 2
 
