@@ -175,8 +175,10 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_mirrored_on_two_devices_trains_like_one_device(scenes, tmp_path):
-    out = finish([python(MIRRORED_SCRIPT, str(scenes), str(tmp_path), *TINY)])[0]
+@pytest.mark.parametrize("extra", [
+    [], pytest.param(["--regularization", "coherence"], marks=pytest.mark.slow)])
+def test_mirrored_on_two_devices_trains_like_one_device(scenes, tmp_path, extra):
+    out = finish([python(MIRRORED_SCRIPT, str(scenes), str(tmp_path), *TINY, *extra)])[0]
     assert "--batch-size 3 cannot be split evenly across 2 replicas" in out
     single, mirrored = tmp_path / "single", tmp_path / "mirrored"
     settings = json.loads((mirrored / "run.json").read_text())

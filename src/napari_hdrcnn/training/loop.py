@@ -192,12 +192,17 @@ class Trainer:
         rec = reconstruction_loss(self.loss, y_log, y)
         if self.regularization == "none":
             return rec, rec, tf.constant(0.0)
-        noise = tf.random.stateless_normal(tf.shape(x), noise_seed) * noise_std[:, None, None,
-                                                                                None]
+        noise = self._noise(x, noise_seed) * noise_std[:, None, None, None]
         moved = tf.clip_by_value(warp(x, transforms) + noise, 0.0, 1.0)
         y_log_moved = self.model.log_prediction(moved, training=True)
         reg = regularization_term(self.regularization, y_log, y_log_moved, y, transforms)
         return (1.0 - self.reg_weight) * rec + self.reg_weight * reg, rec, reg
+
+    def _noise(self, x, noise_seed):
+        """Unit Gaussian noise of x's shape for the regularisation's moved copy."""
+        import tensorflow as tf
+
+        return tf.random.stateless_normal(tf.shape(x), noise_seed)
 
     def _eval_step(self, x, y):
         from .losses import reconstruction_loss
@@ -334,6 +339,17 @@ class DistributedTrainer(Trainer):
         grads = [tf.reshape(g, s) for g, s in zip(parts[2:], shapes)]
         return parts[0][0], parts[1][0], grads, [(mean, var) for _, mean, var in recorded]
 
+    def _noise(self, x, noise_seed):
+        """This replica's slice of the noise of the worker's whole batch: the same noise as
+        on one device, however the batch is split."""
+        import tensorflow as tf
+
+        ctx = tf.distribute.get_replica_context()
+        part = ctx.replica_id_in_sync_group % self.local_replicas
+        shape = tf.concat([[self.local_batch], tf.shape(x)[1:]], axis=0)
+        return tf.random.stateless_normal(shape, noise_seed)[part * self.per_replica:
+                                                              (part + 1) * self.per_replica]
+
     def _distributed_step(self, x, y, transforms, noise_std, noise_seed, stop):
         strategy = self.strategy
         loss, stop, grads, moments = strategy.run(
@@ -369,8 +385,7 @@ class DistributedTrainer(Trainer):
         def slice_for(ctx):
             replica = ctx.replica_id_in_sync_group  # worker r holds replicas r*k .. r*k+k-1
             part = slice((replica % local_replicas) * per, (replica % local_replicas + 1) * per)
-            return (x[part], y[part], transforms[part], noise_std[part],
-                    (seed + np.array([0, replica])).astype(np.int32), vote)
+            return x[part], y[part], transforms[part], noise_std[part], seed, vote
 
         values = self.strategy.experimental_distribute_values_from_function(slice_for)
         loss, stop_votes = self.train_step(*values)
