@@ -154,6 +154,8 @@ def test_reconstruct_stack_without_a_client_is_frame_by_frame(clip, small_weight
     assert np.array_equal(out[1], reconstruct(clip[1], small_weights_file, device="cpu", gamma=1.2))
     with pytest.raises(TypeError, match="gama"):
         frames.reconstruct_stack(clip[:1], small_weights_file, gama=1.2)
+    with pytest.raises(ValueError, match="gamma must be positive"):  # the frame's own error
+        frames.reconstruct_stack(clip[:2], small_weights_file, device="cpu", gamma=-1.0)
 
 
 # -- on a cluster of two worker processes ---------------------------------------------------------
@@ -227,6 +229,9 @@ def test_reconstruct_stack_on_the_cluster_matches_the_plain_loop(cluster, clip,
     spread = frames.reconstruct_stack(clip, small_weights_file, client=cluster, device="cpu",
                                       scaling=1.1)
     assert spread.dtype == np.float32 and np.array_equal(spread, plain)
+    with pytest.raises(ValueError, match="gamma must be positive"):
+        frames.reconstruct_stack(clip[:2], small_weights_file, client=cluster, device="cpu",
+                                 gamma=-1.0)
 
 
 def _cli_on_video(video, weights_file, out: Path, capsys, *extra) -> str:

@@ -86,6 +86,7 @@ class FrameFailure:
     """A worker's answer for a frame that cannot be reconstructed (not worth a retry)."""
 
     message: str
+    exception: Exception | None = None
 
 
 def reconstruct_on_worker(key: str, frame, options: dict, spec: OutputSpec | None):
@@ -98,7 +99,7 @@ def reconstruct_on_worker(key: str, frame, options: dict, spec: OutputSpec | Non
         return reconstruct_frame(reconstructor, frame.read(), frame.index + 1, frame.name,
                                  options, spec)
     except FRAME_ERRORS as err:
-        return FrameFailure(describe_error(frame.name, err))
+        return FrameFailure(describe_error(frame.name, err), err)
 
 
 def worker_count(client) -> int:
@@ -138,9 +139,11 @@ def cluster_outcomes(client, frames: Iterable, weights: Weights, device: str, op
                     result = future.result()
                 except Exception as err:  # raised on the worker after retries, or KilledWorker
                     outcome.status, outcome.error = "failed", describe_error(outcome.name, err)
+                    outcome.exception = err
                 else:
                     if isinstance(result, FrameFailure):
                         outcome.status, outcome.error = "failed", result.message
+                        outcome.exception = result.exception
                     else:
                         outcome.output = result
                 future.release()

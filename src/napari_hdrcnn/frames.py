@@ -130,6 +130,7 @@ class FrameOutcome:
     frame: object = field(repr=False, default=None)  # the video_io.Frame
     output: np.ndarray | None = field(repr=False, default=None)  # as written (or float32)
     error: str = ""
+    exception: BaseException | None = field(repr=False, default=None)  # behind `error`
     input_pixels: np.ndarray | None = field(repr=False, default=None)
 
     def output_hdr(self, spec: OutputSpec | None) -> np.ndarray:
@@ -165,7 +166,7 @@ def plain_outcomes(frames: Iterable, reconstructor, options: dict, spec: OutputS
                                        progress)
         except Exception as err:  # a bad frame must not stop the sequence
             yield FrameOutcome(number, frame.name, "failed", frame,
-                               error=describe_error(frame.name, err))
+                               error=describe_error(frame.name, err), exception=err)
             continue
         yield FrameOutcome(number, frame.name, "done", frame, output, input_pixels=image)
 
@@ -401,7 +402,7 @@ def reconstruct_stack(stack: np.ndarray, weights: str | os.PathLike | Weights = 
     out = None
     for outcome in outcomes:
         if outcome.status == "failed":
-            raise InputImageError(outcome.error)
+            raise outcome.exception or InputImageError(outcome.error)
         if out is None:
             out = np.empty((stack.shape[0], *outcome.output.shape), np.float32)
         if outcome.output.shape != out.shape[1:]:
