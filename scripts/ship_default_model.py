@@ -1,9 +1,11 @@
-"""Install a trained weight file as the embedded default model, with its provenance.
+"""Install a trained weight file as an embedded model (default or a variant), with its
+provenance.
 
     python scripts/ship_default_model.py runs/default-w0125/weights.npz --run-dir runs/default-w0125
+    python scripts/ship_default_model.py runs/compr/weights.npz --run-dir runs/compr --name default-compr
 
-Copies the training curve (train_log.csv) to docs/default-model/ beside it, so the shipped
-model's history stays in the repository while the run folder stays out of it.
+Copies the training curve (train_log.csv) to docs/<name>-model/, so the shipped model's history
+stays in the repository while the run folder stays out of it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from napari_hdrcnn.weights import default_weights_path, load_weights, write_weights
+from napari_hdrcnn.weights import (EMBEDDED_DESCRIPTIONS, embedded_weights_path, load_weights,
+                                   write_weights)
 
 REPO = Path(__file__).resolve().parents[1]
+RETRAIN = {"default": "bash scripts/train_default_model.sh"}
+VARIANT_RETRAIN = "bash scripts/train_variants.sh"
 
 
 def plot_curves(log_csv: Path, out_png: Path) -> None:
@@ -63,6 +68,8 @@ def main() -> None:
     parser.add_argument("weights", help="the trained weight file")
     parser.add_argument("--run-dir", help="the training run folder (for its log)")
     parser.add_argument("--commit", help="the commit the training code came from")
+    parser.add_argument("--name", default="default", choices=list(EMBEDDED_DESCRIPTIONS),
+                        help="which embedded model to replace")
     args = parser.parse_args()
 
     w = load_weights(args.weights)
@@ -73,13 +80,20 @@ def main() -> None:
     data = str(meta.get("data", ""))
     if "shared/data/" in data:  # a path on the training machine -> the repository-relative one
         data = "../shared/data/" + data.split("shared/data/", 1)[1]
+    if args.run_dir and (Path(args.run_dir) / "run.json").is_file():
+        import json
+        init = json.loads((Path(args.run_dir) / "run.json").read_text()).get("init")
+        if init:  # a fine-tune: record what it started from, by name where it is a shipped file
+            stem = Path(init).stem
+            meta["init"] = stem if stem in EMBEDDED_DESCRIPTIONS else init
     w.metadata = {}
-    write_weights(w, default_weights_path(), **{
-        **meta, "name": "default", "data": data, "git_commit": commit,
-        "retrain": "bash scripts/train_default_model.sh"})
-    print(f"wrote {default_weights_path()} ({default_weights_path().stat().st_size} bytes)")
+    target = embedded_weights_path(args.name)
+    write_weights(w, target, **{
+        **meta, "name": args.name, "data": data, "git_commit": commit,
+        "retrain": RETRAIN.get(args.name, VARIANT_RETRAIN)})
+    print(f"wrote {target} ({target.stat().st_size} bytes)")
     if args.run_dir:
-        dest = REPO / "docs" / "default-model"
+        dest = REPO / "docs" / f"{args.name}-model"
         dest.mkdir(parents=True, exist_ok=True)
         for name in ("train_log.csv", "run.json"):
             src = Path(args.run_dir) / name

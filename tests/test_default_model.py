@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from napari_hdrcnn import reconstruct
 from napari_hdrcnn.image_io import read_image
-from napari_hdrcnn.weights import default_weights_path, load_weights
+from napari_hdrcnn.weights import default_weights_path, embedded_weights_path, load_weights
 
 SAMPLE = default_weights_path().parent / "sample_clipped_sunset.png"
 
@@ -31,3 +32,24 @@ def test_default_model_restores_highlights_of_the_sample_photo():
     assert np.median(hdr[clipped].max(axis=-1)) > 1.0
     far = mask == 0
     np.testing.assert_allclose(hdr[far], (photo[far] / 255.0) ** 2.2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name, role", [("default-compr", "jpeg"),
+                                        ("default-compr-regularized", "regularization")])
+def test_variants_ship_with_their_recipe(name, role):
+    path = embedded_weights_path(name)
+    if name == "default-compr-regularized" and not path.is_file():
+        pytest.skip("the regularised variant is not part of this build")
+    assert path.is_file() and path.stat().st_size < 8 * 2**20
+    w = load_weights(name)
+    meta = w.metadata
+    assert meta["name"] == name and meta["step"] > 0 and len(meta["git_commit"]) == 40
+    assert meta["init"]  # fine-tuned from the default model, and the file says from what
+    assert "train_variants.sh" in meta["retrain"]
+    if role == "jpeg":
+        assert meta["camera"]["jpeg_probability"] > 0
+    else:
+        assert meta["regularization"] == "coherence"
+    # it reconstructs: HDR values where the sample photo clipped
+    hdr, mask = reconstruct(read_image(SAMPLE), name, device="cpu", return_mask=True)
+    assert np.median(hdr[mask == 1].max(axis=-1)) > 1.0
