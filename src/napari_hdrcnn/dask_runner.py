@@ -13,6 +13,7 @@ have left is removed at the end of the run (`frames.remove_stale_temps`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -126,6 +127,8 @@ def cluster_outcomes(client, frames: Iterable, weights: Weights, device: str, op
             if spec is not None and not overwrite and spec.is_done(number):
                 slots.append((FrameOutcome(number, frame.name, "skipped", frame), None))
                 continue
+            if frame.path is not None and not frame.path.is_absolute():
+                frame = dataclasses.replace(frame, path=frame.path.absolute())
             future = client.submit(reconstruct_on_worker, key, frame, options, spec, pure=False,
                                    retries=RETRIES, key=f"hdrcnn-frame-{number:06d}-{run_id}")
             slots.append((FrameOutcome(number, frame.name, "done", frame), future))

@@ -260,7 +260,7 @@ def run_sequence(
     from .reconstruct import Reconstructor
 
     options = check_options(options or {})
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()  # workers may not share this process's folder
     out_dir.mkdir(parents=True, exist_ok=True)
     if reconstructor is None and client is None:
         reconstructor = Reconstructor(weights, device=device)
