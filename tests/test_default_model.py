@@ -38,8 +38,6 @@ def test_default_model_restores_highlights_of_the_sample_photo():
                                         ("default-compr-regularized", "regularization")])
 def test_variants_ship_with_their_recipe(name, role):
     path = embedded_weights_path(name)
-    if name == "default-compr-regularized" and not path.is_file():
-        pytest.skip("the regularised variant is not part of this build")
     assert path.is_file() and path.stat().st_size < 8 * 2**20
     w = load_weights(name)
     meta = w.metadata
