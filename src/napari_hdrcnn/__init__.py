@@ -5,6 +5,7 @@ The public API is numpy in, numpy out; TensorFlow is imported only when a model 
 
 __version__ = "0.1.0"
 
+from .frames import reconstruct_stack  # noqa: E402
 from .reconstruct import (  # noqa: E402
     Reconstruction,
     ReconstructionCancelled,
@@ -21,4 +22,5 @@ __all__ = [
     "WeightFileError",
     "load_weights",
     "reconstruct",
+    "reconstruct_stack",
 ]
