@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from napari_hdrcnn.weights import (EMBEDDED_DESCRIPTIONS, embedded_weights_path, load_weights,
-                                   write_weights)
+                                   sha256_of, write_weights)
 
 REPO = Path(__file__).resolve().parents[1]
 RETRAIN = {"default": "bash scripts/train_default_model.sh"}
@@ -86,6 +86,8 @@ def main() -> None:
         if init:  # a fine-tune: record what it started from, by name where it is a shipped file
             stem = Path(init).stem
             meta["init"] = stem if stem in EMBEDDED_DESCRIPTIONS else init
+            if stem in EMBEDDED_DESCRIPTIONS:  # names outlive files: pin the one it started from
+                meta["init_sha256"] = sha256_of(embedded_weights_path(stem))
     w.metadata = {}
     target = embedded_weights_path(args.name)
     write_weights(w, target, **{
