@@ -18,7 +18,7 @@ def test_default_model_ships_with_provenance():
     w = load_weights("default")
     meta = w.metadata
     assert w.width_factor == 0.125 and w.linearize == "gamma2.2"
-    assert meta["name"] == "default" and meta["step"] > 0 and meta["seed"] == 0
+    assert meta["name"] == "default" and meta["step"] > 0 and isinstance(meta["seed"], int)
     assert meta["data"].endswith("hdr/train") and len(meta["git_commit"]) == 40
     assert "train_default_model.sh" in meta["retrain"]
 
