@@ -113,3 +113,18 @@ def test_console_script_runs(tmp_path, small_weights_file):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "o" / "000001_out.exr").is_file()
+
+
+def test_temporal_stability_is_printed_for_sequences_not_for_a_folder_of_photos(
+        tmp_path, small_weights_file, capsys):
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(2):
+        image_io.write_png(folder / f"f_{k:02d}.png", rng.integers(0, 256, (64, 96, 3), dtype=np.uint8))
+    args = ["predict", "--params", str(small_weights_file), "--no-progress"]
+    assert main(args + ["--im_dir", str(folder), "--out_dir", str(tmp_path / "a")]) == 0
+    assert "temporal stability" not in capsys.readouterr().err
+    pattern = str(folder / "f_%02d.png")
+    assert main(args + ["--im_dir", pattern, "--out_dir", str(tmp_path / "b")]) == 0
+    assert "temporal stability:" in capsys.readouterr().err

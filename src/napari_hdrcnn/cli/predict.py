@@ -141,7 +141,10 @@ def run(args) -> int:
         return _fail(str(err))  # the source itself broke (e.g. a video damaged mid-way)
     finally:
         bar.close()
-    _print_report(report, out_dir)
+    # a folder or a single photo is usually unrelated pictures: a frame-to-frame figure would be
+    # noise there; videos and explicit sequences (a %d pattern or a glob) get it
+    is_sequence = source.kind == "video" or not Path(args.im_dir).exists()
+    _print_report(report, out_dir, is_sequence)
     return 1 if report.failed else 0
 
 
@@ -162,13 +165,15 @@ def _run_sequence(args, source, out_dir, weights, reconstructor, options, on_out
         return frames.run_sequence(source, out_dir, client=client, **common)
 
 
-def _print_report(report, out_dir) -> None:
+def _print_report(report, out_dir, is_sequence: bool) -> None:
     print(f"{report.done} of {report.total} frame(s) reconstructed in {report.seconds:.1f} s"
           + (f"; {report.skipped} already in {out_dir} (--overwrite recomputes them)"
              if report.skipped else ""), file=sys.stderr)
     for name, message in report.failed:
         print(f"  failed: {message}", file=sys.stderr)
-    if report.stability is not None:
+    if not is_sequence:
+        pass
+    elif report.stability is not None:
         s = report.stability
         print(f"temporal stability: outputs change {s.output_change:.4f} stops/frame, inputs "
               f"{s.comparison_change:.4f}; ratio {s.ratio:.3f} (1 = as stable as the input)"
