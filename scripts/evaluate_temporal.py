@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from napari_hdrcnn import image_io, metrics
-from napari_hdrcnn.evaluate import camera_exposure, jpeg_roundtrip
+from napari_hdrcnn.evaluate import camera_exposure, expose_ldr, jpeg_roundtrip
 from napari_hdrcnn.reconstruct import Reconstructor
 from napari_hdrcnn.training.camera import is_panorama, perspective_view, pyramid
 
 ROOT = Path(__file__).resolve().parent.parent
-CAMERA_GAMMA = 2.2
 
 
 def brightest_yaw(panorama: np.ndarray) -> float:
@@ -51,8 +50,7 @@ def capture(views: list[np.ndarray], clip: float, jpeg: int | None) -> list[np.n
     e = camera_exposure(views[len(views) // 2], clip)
     out = []
     for v in views:
-        x = np.clip(v.astype(np.float64) * e, 0.0, 1.0) ** (1.0 / CAMERA_GAMMA)
-        ldr = np.floor(x * 255.0 + 0.5).astype(np.uint8)
+        ldr = expose_ldr(v, e)
         out.append(jpeg_roundtrip(ldr, jpeg)[0] if jpeg else ldr)
     return out
 
@@ -63,13 +61,17 @@ def flicker(outputs: list[np.ndarray], views: list[np.ndarray], ldrs: list[np.nd
     temporal-stability ratio mixes the pan's real change into both sides; this isolates it."""
     def log_y(a):
         return np.log2(np.maximum(metrics.luminance(np.asarray(a, np.float32)), 1e-6))
+    # each frame's log luminance and mask once, not once per neighbouring pair
+    log_out = [log_y(o) for o in outputs]
+    log_ref = [log_y(v) for v in views]
+    masks = [metrics.clipped_mask(x) for x in ldrs]
     errors = []
     for t in range(1, len(outputs)):
-        clipped = metrics.clipped_mask(ldrs[t]) | metrics.clipped_mask(ldrs[t - 1])
+        clipped = masks[t] | masks[t - 1]
         if not clipped.any():
             continue
-        d_out = log_y(outputs[t]) - log_y(outputs[t - 1])
-        d_ref = log_y(views[t]) - log_y(views[t - 1])
+        d_out = log_out[t] - log_out[t - 1]
+        d_ref = log_ref[t] - log_ref[t - 1]
         errors.append(float(np.mean(np.abs(d_out - d_ref)[clipped])))
     return float(np.mean(errors)) if errors else math.nan
 

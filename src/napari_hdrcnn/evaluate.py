@@ -61,8 +61,13 @@ def camera_ldr(hdr: np.ndarray, clip: float) -> tuple[np.ndarray, float]:
     Returns (uint8 (H, W, 3), exposure e).
     """
     e = camera_exposure(hdr, clip)
-    x = np.clip(hdr.astype(np.float64) * e, 0.0, 1.0) ** (1.0 / CAMERA_GAMMA)
-    return np.floor(x * 255.0 + 0.5).astype(np.uint8), e
+    return expose_ldr(hdr, e), e
+
+
+def expose_ldr(hdr: np.ndarray, exposure: float) -> np.ndarray:
+    """The protocol's camera at a given exposure: `clip(e * H, 0, 1) ** (1 / 2.2)`, 8 bits."""
+    x = np.clip(hdr.astype(np.float64) * exposure, 0.0, 1.0) ** (1.0 / CAMERA_GAMMA)
+    return np.floor(x * 255.0 + 0.5).astype(np.uint8)
 
 
 def jpeg_roundtrip(ldr: np.ndarray, quality: int) -> tuple[np.ndarray, bytes]:

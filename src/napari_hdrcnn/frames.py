@@ -29,7 +29,7 @@ import numpy as np
 
 from . import image_io
 from .reconstruct import InputImageError
-from .weights import AUTHORS_FILES, Weights
+from .weights import AUTHORS_FILES, Weights, load_weights
 
 RECONSTRUCT_OPTIONS = ("gamma", "scaling", "linearize", "sizing", "width", "height", "tile",
                        "overlap", "memory_budget_mb")
@@ -264,7 +264,7 @@ def run_sequence(
     out_dir.mkdir(parents=True, exist_ok=True)
     if reconstructor is None and client is None:
         reconstructor = Reconstructor(weights, device=device)
-    loaded = reconstructor.weights if reconstructor is not None else _load(weights)
+    loaded = reconstructor.weights if reconstructor is not None else load_weights(weights)
     if previews is None:
         previews = getattr(source, "kind", "images") != "video"
     spec = OutputSpec(out_dir, previews=previews, exr_dtype=exr_dtype, compression=compression,
@@ -366,12 +366,6 @@ class _OrderedFigures:
                                            else "")
 
 
-def _load(weights) -> Weights:
-    from .weights import load_weights
-
-    return weights if isinstance(weights, Weights) else load_weights(weights)
-
-
 # -- arrays ---------------------------------------------------------------------------------------
 def reconstruct_stack(stack: np.ndarray, weights: str | os.PathLike | Weights = "default",
                       client=None, *, device: str = "auto", window: int | None = None,
@@ -397,7 +391,7 @@ def reconstruct_stack(stack: np.ndarray, weights: str | os.PathLike | Weights = 
     else:
         from .dask_runner import cluster_outcomes
 
-        outcomes = cluster_outcomes(client, frames, _load(weights), device, options, None,
+        outcomes = cluster_outcomes(client, frames, load_weights(weights), device, options, None,
                                     window=window)
     out = None
     for outcome in outcomes:

@@ -466,11 +466,18 @@ def ldr_linear(ldr: np.ndarray) -> np.ndarray:
     return np.power(x, np.float32(LDR_GAMMA))
 
 
+def _as_linear(a) -> np.ndarray:
+    """float32 linear values; 8/16-bit LDR input is linearised as the `ldr_linear` baseline."""
+    a = np.asarray(a)
+    return ldr_linear(a) if a.dtype.kind in "ui" else np.asarray(a, np.float32)
+
+
+def _change_ratio(out: float, ref: float) -> float:
+    return out / ref if ref > 0 else (1.0 if out == 0 else float("inf"))
+
+
 def _mean_log_change(frames: np.ndarray, floor_fraction: float) -> float:
-    a = np.asarray(frames)
-    if a.dtype.kind in "ui":  # an LDR sequence: linearise as the `ldr_linear` baseline
-        a = ldr_linear(a)
-    a = np.asarray(a, np.float32)
+    a = _as_linear(frames)
     y = luminance(a) if a.ndim == 4 else a
     if y.ndim != 3 or y.shape[0] < 2:
         raise ValueError(f"a sequence needs shape (T, H, W[, 3]) with T >= 2, got {a.shape}")
@@ -492,8 +499,8 @@ def temporal_stability(outputs: np.ndarray, comparison: np.ndarray,
     """
     out = _mean_log_change(outputs, floor_fraction)
     ref = _mean_log_change(comparison, floor_fraction)
-    ratio = out / ref if ref > 0 else (1.0 if out == 0 else float("inf"))
-    return TemporalStability(output_change=out, comparison_change=ref, ratio=ratio)
+    return TemporalStability(output_change=out, comparison_change=ref,
+                             ratio=_change_ratio(out, ref))
 
 
 class _LogLuminanceChange:
@@ -509,10 +516,7 @@ class _LogLuminanceChange:
 
     def log_luminance(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         """(log2 of the floored luminance, the floor); changes nothing."""
-        a = np.asarray(frame)
-        if a.dtype.kind in "ui":  # an LDR frame: linearise as the `ldr_linear` baseline
-            a = ldr_linear(a)
-        a = np.asarray(a, np.float32)
+        a = _as_linear(frame)
         if a.ndim == 3 and a.shape[2] >= 3:
             y = luminance(a[..., :3])
         elif a.ndim == 2:
@@ -572,5 +576,5 @@ class TemporalStabilityAccumulator:
         if self.frames < 2:
             raise ValueError(f"temporal stability needs at least 2 frames, got {self.frames}")
         out, ref = self.output.mean(), self.comparison.mean()
-        ratio = out / ref if ref > 0 else (1.0 if out == 0 else float("inf"))
-        return TemporalStability(output_change=out, comparison_change=ref, ratio=ratio)
+        return TemporalStability(output_change=out, comparison_change=ref,
+                                 ratio=_change_ratio(out, ref))

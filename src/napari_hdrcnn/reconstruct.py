@@ -198,7 +198,7 @@ class Reconstructor:
 
     def __init__(self, weights: str | os.PathLike | Weights = "default", device: str = "auto"):
         configure_device(device)
-        self.weights = weights if isinstance(weights, Weights) else load_weights(weights)
+        self.weights = load_weights(weights)
         self.device = device
         self._model = None
         self._lock = threading.Lock()

@@ -321,8 +321,11 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     return p
 
 
-def load_weights(name_or_path: str | os.PathLike = DEFAULT_NAME) -> Weights:
-    """Resolve a name or path and read the file, whichever its format."""
+def load_weights(name_or_path: str | os.PathLike | Weights = DEFAULT_NAME) -> Weights:
+    """Resolve a name or path and read the file, whichever its format; loaded `Weights` are
+    returned as they are, so every API that takes weights accepts all three."""
+    if isinstance(name_or_path, Weights):
+        return name_or_path
     return read_weights_file(resolve(name_or_path))
 
 
