@@ -246,6 +246,7 @@ def run_sequence(
     on_outcome: Callable[[FrameOutcome], None] | None = None,
     tile_progress: TileProgress | None = None,
     reconstructor=None,
+    measure_stability: bool = True,
 ) -> SequenceReport:
     """Reconstruct every frame of `source` (a `video_io.FrameSource`, or any iterable of frames
     with index, name, path and pixels) into `out_dir`.
@@ -255,6 +256,7 @@ def run_sequence(
     client:        a dask.distributed Client: frames are spread over its workers.
     window:        frames in flight on the cluster (default 2 per worker).
     on_outcome:    called with each FrameOutcome, in frame order (progress, printing).
+    measure_stability: compute the temporal-stability figure (off for unrelated photos).
     """
     from .metrics import TemporalStabilityAccumulator
     from .reconstruct import Reconstructor
@@ -279,7 +281,8 @@ def run_sequence(
         outcomes = cluster_outcomes(client, source, loaded, device, options, spec,
                                     overwrite=overwrite, window=window)
 
-    figures = _OrderedFigures(TemporalStabilityAccumulator(), out_dir, preview_video,
+    accumulator = TemporalStabilityAccumulator() if measure_stability else None
+    figures = _OrderedFigures(accumulator, out_dir, preview_video,
                               fps or getattr(source, "fps", None) or DEFAULT_PREVIEW_FPS)
     start = time.perf_counter()
     try:
@@ -321,14 +324,15 @@ class _OrderedFigures:
     def add(self, outcome: FrameOutcome, spec: OutputSpec) -> None:
         from .tonemap import exposure_preview
 
-        if self.note and self.video_path is None:
+        measuring = self.accumulator is not None and not self.note
+        if not measuring and self.video_path is None:
             return
         try:
             hdr = _rgb(outcome.output_hdr(spec))
         except image_io.ImageReadError as err:  # a skipped frame's EXR damaged since
             self.note = self.note or f"no temporal-stability figure: {err}"
             return
-        if not self.note:
+        if measuring:
             try:
                 self.accumulator.add(hdr, _rgb(outcome.input_image()))
                 self.measured += 1
@@ -358,6 +362,8 @@ class _OrderedFigures:
             self.writer.abort()
 
     def result(self, failed: int):
+        if self.accumulator is None:
+            return None, ""
         if self.note:
             return None, self.note
         if self.measured < 2:

@@ -134,28 +134,29 @@ def run(args) -> int:
         if total > 1:
             bar.set_postfix_str(f"{name} tile {done}/{total}")
 
+    # a folder or a single photo is usually unrelated pictures: a frame-to-frame figure would be
+    # noise there; videos and explicit sequences (a %d pattern or a glob) get it
+    is_sequence = source.kind == "video" or not Path(args.im_dir).exists()
     try:
         report = _run_sequence(args, source, out_dir, weights, reconstructor, options,
-                               on_outcome, tile_progress)
+                               on_outcome, tile_progress, is_sequence)
     except (image_io.ImageReadError, image_io.ImageWriteError, OSError, ValueError) as err:
         return _fail(str(err))  # the source itself broke (e.g. a video damaged mid-way)
     finally:
         bar.close()
-    # a folder or a single photo is usually unrelated pictures: a frame-to-frame figure would be
-    # noise there; videos and explicit sequences (a %d pattern or a glob) get it
-    is_sequence = source.kind == "video" or not Path(args.im_dir).exists()
-    _print_report(report, out_dir, is_sequence)
+    _print_report(report, out_dir)
     return 1 if report.failed else 0
 
 
 def _run_sequence(args, source, out_dir, weights, reconstructor, options, on_outcome,
-                  tile_progress):
+                  tile_progress, measure_stability):
     from .. import frames
 
     common = dict(weights=weights, device=args.device, options=options,
                   previews=True if args.frame_previews else None, exr_dtype=args.exr_dtype,
                   compression=args.compression, overwrite=args.overwrite,
-                  preview_video=args.preview_video, fps=args.fps, on_outcome=on_outcome)
+                  preview_video=args.preview_video, fps=args.fps, on_outcome=on_outcome,
+                  measure_stability=measure_stability)
     if args.workers is None and args.scheduler is None:
         return frames.run_sequence(source, out_dir, reconstructor=reconstructor,
                                    tile_progress=tile_progress, **common)
@@ -165,15 +166,13 @@ def _run_sequence(args, source, out_dir, weights, reconstructor, options, on_out
         return frames.run_sequence(source, out_dir, client=client, **common)
 
 
-def _print_report(report, out_dir, is_sequence: bool) -> None:
+def _print_report(report, out_dir) -> None:
     print(f"{report.done} of {report.total} frame(s) reconstructed in {report.seconds:.1f} s"
           + (f"; {report.skipped} already in {out_dir} (--overwrite recomputes them)"
              if report.skipped else ""), file=sys.stderr)
     for name, message in report.failed:
         print(f"  failed: {message}", file=sys.stderr)
-    if not is_sequence:
-        pass
-    elif report.stability is not None:
+    if report.stability is not None:
         s = report.stability
         print(f"temporal stability: outputs change {s.output_change:.4f} stops/frame, inputs "
               f"{s.comparison_change:.4f}; ratio {s.ratio:.3f} (1 = as stable as the input)"
