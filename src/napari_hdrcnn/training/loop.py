@@ -231,7 +231,9 @@ def step_inputs(batch: dict) -> tuple[np.ndarray, ...]:
     n = batch["x"].shape[0]
     transforms = batch.get("transforms")
     if transforms is None:
-        transforms = np.tile(np.array([1, 0, 0, 0, 1, 0, 0, 0], np.float32), (n, 1))
+        from .losses import IDENTITY_TRANSFORM  # a step imports TensorFlow anyway
+
+        transforms = np.tile(IDENTITY_TRANSFORM, (n, 1))
     noise_std = batch.get("noise_std", np.zeros(n, np.float32))
     seed = batch.get("noise_seed", np.zeros(2, np.int32))
     return batch["x"], batch["y"], transforms, noise_std, seed
