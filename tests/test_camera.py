@@ -111,6 +111,29 @@ def test_capture_clip_fraction_levels_and_range(clip_range):
         assert y.min() >= 0.0 and y.max() >= 1.0  # the target keeps values above white
 
 
+def test_faint_highlight_samples_are_only_a_little_above_white():
+    settings = CameraSettings(crop=64, faint_probability=1.0, faint_headroom=(1.05, 1.2),
+                              noise_max=0.0)
+    levels = pyramid(sunny_scene(96, 128), 32)
+    for seed in range(8):
+        x, y = capture(photo_crop(levels, 64, 10.0, 5.0, 80.0), settings,
+                       np.random.default_rng(seed))
+        assert 1.05 - 1e-4 <= y.max() <= 1.2 + 1e-4, (seed, y.max())
+        assert x.max() == 1.0  # the brightest pixel still clips
+        assert np.all(x[y.max(-1) >= 1.0].max(-1) == 1.0)
+
+
+def test_faint_probability_mixes_both_exposures():
+    settings = CameraSettings(crop=64, faint_probability=0.5, clip_fraction=(0.1, 0.1),
+                              faint_headroom=(1.0, 1.0))
+    scene = sunny_scene(64, 64)
+    rng = np.random.default_rng(0)
+    peaks = [capture(scene, settings, rng)[1].max() for _ in range(40)]
+    faint = sum(abs(p - 1.0) < 1e-4 for p in peaks)
+    assert 8 <= faint <= 32  # about half of 40
+    assert max(peaks) > 2.0  # the clip-fraction exposures keep the sun far above white
+
+
 def test_capture_with_jpeg_stays_on_levels():
     settings = CameraSettings(crop=64, jpeg_probability=1.0, jpeg_quality=(30, 40))
     x, _ = capture(sunny_scene(64, 64), settings, np.random.default_rng(0))
@@ -122,6 +145,10 @@ def test_settings_refuse_bad_ranges():
         CameraSettings(clip_fraction=(0.2, 0.1))
     with pytest.raises(ValueError, match="curve"):
         CameraSettings(curve="linear")
+    with pytest.raises(ValueError, match="faint-highlight probability"):
+        CameraSettings(faint_probability=1.5)
+    with pytest.raises(ValueError, match="headroom"):
+        CameraSettings(faint_headroom=(0.9, 1.2))
     with pytest.raises(ValueError, match="JPEG quality"):
         CameraSettings(jpeg_quality=(0, 100))
     s = CameraSettings(crop=96, fov=(40.0, 60.0))

@@ -25,6 +25,7 @@ _CONFIG_OPTIONS = {
     "max_side": "max_side", "max_minutes": "max_minutes",
     "crop_fraction": "camera.crop_fraction", "fov": "camera.fov",
     "max_pitch": "camera.max_pitch", "clip_fraction": "camera.clip_fraction",
+    "faint_highlights": "camera.faint_probability", "faint_headroom": "camera.faint_headroom",
     "curve": "camera.curve", "curve_n": "camera.curve_n", "curve_a": "camera.curve_a",
     "gamma": "camera.gamma", "hue_std": "camera.hue_std",
     "saturation_std": "camera.saturation_std", "noise_max": "camera.noise_max",
@@ -122,6 +123,12 @@ def add_parser(subparsers) -> None:
                    help="larger scenes are reduced by halves below this (default 2048)")
     g.add_argument("--clip-fraction", type=float, nargs=2, metavar=("LO", "HI"), default=d,
                    help="fraction of saturated pixels per sample (default 0.05 0.15)")
+    g.add_argument("--faint-highlights", type=float, metavar="P", default=d,
+                   help="share of samples exposed so that the brightest pixel is only a little "
+                        "above white, so the network learns when not to boost (default 0)")
+    g.add_argument("--faint-headroom", type=float, nargs=2, metavar=("LO", "HI"), default=d,
+                   help="brightest pixel of a faint-highlight sample, in multiples of white "
+                        "(default 1.0 1.3)")
     g.add_argument("--crop-fraction", type=float, nargs=2, metavar=("LO", "HI"), default=d,
                    help="photo crops, of the shorter side (default 0.2 0.6)")
     g.add_argument("--fov", type=float, nargs=2, metavar=("LO", "HI"), default=d,

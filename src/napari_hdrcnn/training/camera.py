@@ -31,6 +31,10 @@ class CameraSettings:
     fov: tuple[float, float] = (50.0, 90.0)          # panorama views, degrees (horizontal)
     max_pitch: float = 30.0                          # panorama views, degrees up or down
     clip_fraction: tuple[float, float] = (0.05, 0.15)  # of pixels saturated in the input
+    # Faint highlights: a share of samples is exposed so that the view's brightest pixel is only
+    # `faint_headroom` times white; the network must learn not to boost those (evaluation.md).
+    faint_probability: float = 0.0
+    faint_headroom: tuple[float, float] = (1.0, 1.3)
     curve: str = "sigmoid"               # sigmoid | gamma | mixed (half each)
     curve_n: tuple[float, float] = (0.9, 0.1)        # sigmoid exponent: mean, std
     curve_a: tuple[float, float] = (0.6, 0.1)        # sigmoid offset: mean, std
@@ -54,6 +58,13 @@ class CameraSettings:
         lo, hi = self.fov
         if not 1.0 <= lo <= hi < 179.0:
             raise ValueError(f"field of view range must lie in [1, 179) degrees, got {lo}, {hi}")
+        if not 0.0 <= self.faint_probability <= 1.0:
+            raise ValueError(f"faint-highlight probability must lie in [0, 1], got "
+                             f"{self.faint_probability}")
+        lo, hi = self.faint_headroom
+        if not 1.0 <= lo <= hi:
+            raise ValueError(f"faint-highlight headroom range must satisfy 1 <= lo <= hi, got "
+                             f"{lo}, {hi}")
         if self.curve not in CURVES:
             raise ValueError(f"unknown camera curve {self.curve!r}; one of {', '.join(CURVES)}")
         if not 0.0 <= self.jpeg_probability <= 1.0:
@@ -199,6 +210,20 @@ def exposure_for_clip_fraction(scene: np.ndarray, clip_fraction: float) -> float
     return 1.0 / level if level > 0 else 1.0
 
 
+def exposure_for_headroom(scene: np.ndarray, headroom: float) -> float:
+    """Gain e such that the brightest pixel's max channel of e * scene is `headroom` (>= 1)."""
+    peak = float(scene.max())
+    return headroom / peak if peak > 0 else 1.0
+
+
+def random_exposure(scene: np.ndarray, settings: CameraSettings,
+                    rng: np.random.Generator) -> float:
+    """A clip-fraction exposure, or with `faint_probability` a faint-highlight one."""
+    if settings.faint_probability > 0 and rng.random() < settings.faint_probability:
+        return exposure_for_headroom(scene, rng.uniform(*settings.faint_headroom))
+    return exposure_for_clip_fraction(scene, rng.uniform(*settings.clip_fraction))
+
+
 def sigmoid_curve(h: np.ndarray, n: float, a: float) -> np.ndarray:
     """f(H) = (1 + a) H^n / (H^n + a): maps 0 to 0 and 1 to 1."""
     hn = np.power(h, np.float32(n))
@@ -240,7 +265,7 @@ def capture(view: np.ndarray, settings: CameraSettings,
     m = colour_jitter_matrix(rng.normal(0.0, settings.hue_std),
                              max(0.0, 1.0 + rng.normal(0.0, settings.saturation_std)))
     scene = np.maximum(view @ m.T, 0.0).astype(np.float32)
-    e = exposure_for_clip_fraction(scene, rng.uniform(*settings.clip_fraction))
+    e = random_exposure(scene, settings, rng)
     y = (scene * np.float32(e)).astype(np.float32)
     curve = _random_curve(settings, rng)
     x = curve(np.clip(y, 0.0, 1.0))
