@@ -15,6 +15,7 @@ from napari_hdrcnn.training.losses import (
     gaussian_taps,
     illuminance_reflectance_loss,
     log_l2_loss,
+    loss_mask,
     random_transforms,
     reconstruction_loss,
     regularization_term,
@@ -36,6 +37,30 @@ def test_mask_is_zero_below_095_and_one_above_white():
     y = np.array([0.5, 0.94, 0.975, 1.0, 3.0], np.float32)[None, :, None, None] * np.ones(3)
     m = target_mask(tf.constant(y, tf.float32)).numpy()[0, :, 0, 0]
     np.testing.assert_allclose(m, [0, 0, 0.5, 1, 1], atol=1e-5)
+
+
+def test_blend_loss_mask_adds_the_pixels_the_inference_blend_takes_from_the_network():
+    # an input at 0.975 (display) is a target of 0.975^2.2 = 0.946 under a gamma-2.2 camera:
+    # the target mask gives it no weight, the blend takes half of its output from the network
+    x = np.array([0.5, 0.975, 1.0, 1.0], np.float32)[None, :, None, None] * np.ones(3)
+    y = np.array([0.5 ** 2.2, 0.975 ** 2.2, 1.0, 3.0], np.float32)[None, :, None, None] * np.ones(3)
+    x, y = tf.constant(x, tf.float32), tf.constant(y, tf.float32)
+    np.testing.assert_allclose(loss_mask("target", y, x).numpy()[0, :, 0, 0], [0, 0, 1, 1],
+                               atol=1e-5)
+    np.testing.assert_allclose(loss_mask("blend", y, x).numpy()[0, :, 0, 0], [0, 0.5, 1, 1],
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="needs the input"):
+        loss_mask("blend", y)
+    with pytest.raises(ValueError, match="unknown loss mask"):
+        loss_mask("input", y, x)
+
+
+def test_losses_use_the_given_mask():
+    y_log, y = random_pair(3)
+    mask = np.zeros(y.shape[:3] + (1,), np.float32)
+    for kind in ("ir", "l2"):
+        assert float(reconstruction_loss(kind, y_log, y, tf.constant(mask))) == 0.0
+        assert float(reconstruction_loss(kind, y_log, y)) > 0.0
 
 
 def test_taps_are_the_authors_kernel():

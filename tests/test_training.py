@@ -90,6 +90,17 @@ def test_train_writes_weights_checkpoints_log_and_settings(run4, scenes):
     assert np.abs(w.tensors[28]).max() > 0  # h6 moving mean
 
 
+def test_loss_mask_and_faint_highlights_reach_the_run_settings(scenes, tmp_path):
+    out = tmp_path / "blend"
+    assert main(train_args(scenes, out, "--steps", "1", "--loss-mask", "blend",
+                           "--faint-highlights", "0.5", "--faint-headroom", "1.1", "1.2")) == 0
+    settings = json.loads((out / "run.json").read_text())
+    assert settings["loss_mask"] == "blend"
+    assert settings["camera"]["faint_probability"] == 0.5
+    assert settings["camera"]["faint_headroom"] == [1.1, 1.2]
+    assert load_weights(out / "weights.npz").metadata["loss_mask"] == "blend"
+
+
 def test_resume_continues_the_step_count_and_matches_an_unbroken_run(run4, scenes, tmp_path):
     resumed = tmp_path / "resumed"
     shutil.copytree(run4, resumed)

@@ -16,7 +16,7 @@ _CONFIG_OPTIONS = {
     "data": "data", "val": "val", "out": "out", "width_factor": "width_factor", "crop": "crop",
     "batch_size": "batch_size", "steps": "steps", "epochs": "epochs",
     "epoch_size": "epoch_size", "lr": "lr", "lr_decay": "lr_decay", "beta1": "beta1",
-    "beta2": "beta2", "loss": "loss", "regularization": "regularization",
+    "beta2": "beta2", "loss": "loss", "loss_mask": "loss_mask", "regularization": "regularization",
     "reg_weight": "reg_weight", "reg_strength": "reg_strength", "reg_noise": "reg_noise",
     "seed": "seed", "init": "init", "checkpoint_every": "checkpoint_every",
     "keep_checkpoints": "keep_checkpoints", "val_every": "val_every",
@@ -102,6 +102,10 @@ def add_parser(subparsers) -> None:
     g.add_argument("--beta2", type=float, default=d, help="Adam beta2 (default 0.999)")
     g.add_argument("--loss", choices=("ir", "l2"), default=d,
                    help="ir: illuminance + reflectance (default); l2: masked log-L2")
+    g.add_argument("--loss-mask", choices=("target", "blend"), default=d,
+                   help="target: the authors' (pixels whose target is near or above white, "
+                        "default); blend: also every pixel the inference blend takes partly "
+                        "from the network (input within 5 %% of white)")
     g.add_argument("--regularization", choices=("none", "coherence", "sparse-jacobian"),
                    default=d, help="temporal regularisation for video (default none)")
     g.add_argument("--reg-weight", type=float, default=d,

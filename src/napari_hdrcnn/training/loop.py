@@ -54,6 +54,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     loss: str = "ir"
+    loss_mask: str = "target"            # the authors'; "blend" also trains where the blend uses
     regularization: str = "none"
     reg_weight: float = 0.95             # a in (1 - a) * loss + a * reg
     reg_strength: float = 1.0
@@ -143,20 +144,23 @@ class Adam:
 class Trainer:
     """A model, its optimizer and the compiled train / evaluation steps for one crop size."""
 
-    def __init__(self, model, *, crop: int, loss: str = "ir", regularization: str = "none",
-                 reg_weight: float = 0.95, beta1: float = 0.9, beta2: float = 0.999,
-                 lr: float = 5e-5):
+    def __init__(self, model, *, crop: int, loss: str = "ir", loss_mask: str = "target",
+                 regularization: str = "none", reg_weight: float = 0.95, beta1: float = 0.9,
+                 beta2: float = 0.999, lr: float = 5e-5):
         import tensorflow as tf
 
-        from .losses import LOSSES, REGULARIZATIONS
+        from .losses import LOSS_MASKS, LOSSES, REGULARIZATIONS
 
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; one of {', '.join(LOSSES)}")
+        if loss_mask not in LOSS_MASKS:
+            raise ValueError(f"unknown loss mask {loss_mask!r}; one of {', '.join(LOSS_MASKS)}")
         if regularization not in REGULARIZATIONS:
             raise ValueError(f"unknown regularisation {regularization!r}; one of "
                              f"{', '.join(REGULARIZATIONS)}")
         self.model = model
         self.loss = loss
+        self.loss_mask = loss_mask
         self.regularization = regularization
         self.reg_weight = float(reg_weight)
         self.variables = model.trainable
@@ -186,16 +190,17 @@ class Trainer:
         """(total, reconstruction, regularisation) losses of a batch, each a mean over it."""
         import tensorflow as tf
 
-        from .losses import reconstruction_loss, regularization_term, warp
+        from .losses import loss_mask, reconstruction_loss, regularization_term, warp
 
         y_log = self.model.log_prediction(x, training=True)
-        rec = reconstruction_loss(self.loss, y_log, y)
+        mask = loss_mask(self.loss_mask, y, x)
+        rec = reconstruction_loss(self.loss, y_log, y, mask)
         if self.regularization == "none":
             return rec, rec, tf.constant(0.0)
         noise = self._noise(x, noise_seed) * noise_std[:, None, None, None]
         moved = tf.clip_by_value(warp(x, transforms) + noise, 0.0, 1.0)
         y_log_moved = self.model.log_prediction(moved, training=True)
-        reg = regularization_term(self.regularization, y_log, y_log_moved, y, transforms)
+        reg = regularization_term(self.regularization, y_log, y_log_moved, y, transforms, mask)
         return (1.0 - self.reg_weight) * rec + self.reg_weight * reg, rec, reg
 
     def _noise(self, x, noise_seed):
@@ -205,9 +210,10 @@ class Trainer:
         return tf.random.stateless_normal(tf.shape(x), noise_seed)
 
     def _eval_step(self, x, y):
-        from .losses import reconstruction_loss
+        from .losses import loss_mask, reconstruction_loss
 
-        return reconstruction_loss(self.loss, self.model.log_prediction(x, training=False), y)
+        return reconstruction_loss(self.loss, self.model.log_prediction(x, training=False), y,
+                                   loss_mask(self.loss_mask, y, x))
 
     def run_step(self, batch: dict) -> float:
         """One optimisation step on a batch dict (x, y and, with regularisation, transforms,
@@ -670,7 +676,8 @@ def make_trainer(config: TrainConfig, strategy, *, chief: bool,
                  log: Callable[[str], None]) -> tuple[Trainer, int, Path | None]:
     """The model and its trainer with their starting weights: (trainer, start step, checkpoint
     used). With a strategy, the variables are mirrored on its replicas."""
-    kwargs = dict(crop=config.crop, loss=config.loss, regularization=config.regularization,
+    kwargs = dict(crop=config.crop, loss=config.loss, loss_mask=config.loss_mask,
+                  regularization=config.regularization,
                   reg_weight=config.reg_weight, beta1=config.beta1, beta2=config.beta2,
                   lr=config.lr)
     if strategy is None:
@@ -697,13 +704,13 @@ def has_checkpoint(path: str | os.PathLike) -> bool:
 def shared_settings(config: TrainConfig, strategy, per_epoch: int,
                     end: int) -> dict[str, float]:
     """What every worker of a multi-worker run must agree on, as numbers."""
-    from .losses import LOSSES, REGULARIZATIONS
+    from .losses import LOSS_MASKS, LOSSES, REGULARIZATIONS
 
     return dict(width_factor=config.width_factor, crop=config.crop,
                 batch_size=config.batch_size, total_steps=end, steps_per_epoch=per_epoch,
                 lr=config.lr, lr_decay=config.lr_decay, beta1=config.beta1,
                 beta2=config.beta2, reg_weight=config.reg_weight,
-                loss=LOSSES.index(config.loss),
+                loss=LOSSES.index(config.loss), loss_mask=LOSS_MASKS.index(config.loss_mask),
                 regularization=REGULARIZATIONS.index(config.regularization),
                 replicas_per_worker=len(strategy.extended.worker_devices))
 
@@ -741,7 +748,7 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
     source, val_batches = load_training_data(config, log, validation=chief)
     if rank:
         source = WorkerSampleSource(source, rank)
-    baseline = (baseline_loss(val_batches, config.loss, config.linearize)
+    baseline = (baseline_loss(val_batches, config.loss, config.linearize, config.loss_mask)
                 if val_batches else None)
     if baseline is not None:
         log(f"validation loss of the linearised input, no reconstruction: {baseline:.4g} "
@@ -788,7 +795,8 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
 
     metadata = dict(data=str(config.data), seed=config.seed, crop=config.crop,
                     batch_size=config.batch_size, width_factor=config.width_factor,
-                    loss=config.loss, regularization=config.regularization, lr=config.lr,
+                    loss=config.loss, loss_mask=config.loss_mask,
+                    regularization=config.regularization, lr=config.lr,
                     camera=config.camera.to_dict(), git_commit=settings["git_commit"],
                     trained_by="hdrcnn train")
 
@@ -907,17 +915,19 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
     return TrainResult(final, step, last_loss, val_loss, seconds, stop.set_reason, baseline)
 
 
-def baseline_loss(batches: list[dict], loss: str, linearize: str) -> float:
+def baseline_loss(batches: list[dict], loss: str, linearize: str,
+                  mask: str = "target") -> float:
     """The loss of predicting the linearised input itself (`ldr_linear`): the level a trained
     model must beat to have reconstructed anything."""
     from ..architecture import LOG_EPS
     from ..reconstruct import linearize_pixels
-    from .losses import reconstruction_loss
+    from .losses import loss_mask, reconstruction_loss
 
     total, count = 0.0, 0
     for b in batches:
         y_log = np.log(linearize_pixels(b["x"], linearize) + LOG_EPS).astype(np.float32)
-        total += float(reconstruction_loss(loss, y_log, b["y"])) * len(b["x"])
+        total += float(reconstruction_loss(loss, y_log, b["y"],
+                                           loss_mask(mask, b["y"], b["x"]))) * len(b["x"])
         count += len(b["x"])
     return total / max(count, 1)
 

@@ -16,6 +16,7 @@ from ..architecture import BLEND_TAU, LOG_EPS
 
 LOSSES = ("ir", "l2")  # illuminance + reflectance (default), plain masked log-L2
 REGULARIZATIONS = ("none", "coherence", "sparse-jacobian")
+LOSS_MASKS = ("target", "blend")  # the authors' mask; or also where the blend uses the network
 ILLUMINANCE_WEIGHTS = (0.213, 0.715, 0.072)  # the authors' luminance weights
 
 
@@ -23,6 +24,28 @@ def target_mask(y_true: tf.Tensor) -> tf.Tensor:
     """clip((max_c y - 1 + tau) / tau, 0, 1), shape (N, H, W, 1)."""
     peak = tf.reduce_max(y_true, axis=-1, keepdims=True)
     return tf.clip_by_value((peak - 1.0 + BLEND_TAU) / BLEND_TAU, 0.0, 1.0)
+
+
+def input_blend_mask(x: tf.Tensor) -> tf.Tensor:
+    """The inference blend's alpha of an input batch: clip((max_c x - 1 + tau) / tau, 0, 1)."""
+    return target_mask(x)
+
+
+def loss_mask(kind: str, y_true: tf.Tensor, x: tf.Tensor | None = None) -> tf.Tensor:
+    """Where the loss looks, (N, H, W, 1).
+
+    target: the authors' mask, pixels whose target is near or above white. blend: also every
+    pixel whose output the inference blend takes (partly) from the network. They differ below
+    white: an input at 0.95 (display-referred) is a target near 0.89 under a gamma-2.2 camera,
+    which the target mask leaves out, so there the network is used without being trained.
+    """
+    if kind == "target":
+        return target_mask(y_true)
+    if kind == "blend":
+        if x is None:
+            raise ValueError("the 'blend' loss mask needs the input batch")
+        return tf.maximum(target_mask(y_true), input_blend_mask(x))
+    raise ValueError(f"unknown loss mask {kind!r}; one of {', '.join(LOSS_MASKS)}")
 
 
 def gaussian_taps(size: int = 13, nsig: float = 2.0) -> np.ndarray:
@@ -52,27 +75,35 @@ def log_target(y_true: tf.Tensor) -> tf.Tensor:
 
 
 def illuminance_reflectance_loss(y_log: tf.Tensor, y_true: tf.Tensor,
+                                 mask: tf.Tensor | None = None,
                                  weight: float = 0.5) -> tf.Tensor:
-    """mean(mask * (w (ill_pred - ill_true)^2 + (1 - w) (refl_pred - refl_true)^2))."""
+    """mean(mask * (w (ill_pred - ill_true)^2 + (1 - w) (refl_pred - refl_true)^2)); the
+    mask defaults to the target mask."""
     y_true_log = log_target(y_true)
     ill_pred, ill_true = illuminance(y_log), illuminance(y_true_log)
     refl_pred, refl_true = y_log - ill_pred, y_true_log - ill_true
-    mask = target_mask(y_true)
+    if mask is None:
+        mask = target_mask(y_true)
     per_pixel = (weight * tf.square(ill_pred - ill_true)
                  + (1.0 - weight) * tf.square(refl_pred - refl_true))
     return tf.reduce_mean(per_pixel * mask)
 
 
-def log_l2_loss(y_log: tf.Tensor, y_true: tf.Tensor) -> tf.Tensor:
-    """mean(mask * (y_log - log(y + eps))^2)."""
-    return tf.reduce_mean(tf.square(y_log - log_target(y_true)) * target_mask(y_true))
+def log_l2_loss(y_log: tf.Tensor, y_true: tf.Tensor,
+                mask: tf.Tensor | None = None) -> tf.Tensor:
+    """mean(mask * (y_log - log(y + eps))^2); the mask defaults to the target mask."""
+    if mask is None:
+        mask = target_mask(y_true)
+    return tf.reduce_mean(tf.square(y_log - log_target(y_true)) * mask)
 
 
-def reconstruction_loss(kind: str, y_log: tf.Tensor, y_true: tf.Tensor) -> tf.Tensor:
+def reconstruction_loss(kind: str, y_log: tf.Tensor, y_true: tf.Tensor,
+                        mask: tf.Tensor | None = None) -> tf.Tensor:
+    """The `kind` loss over `mask` (see `loss_mask`; default the target mask)."""
     if kind == "ir":
-        return illuminance_reflectance_loss(y_log, y_true)
+        return illuminance_reflectance_loss(y_log, y_true, mask)
     if kind == "l2":
-        return log_l2_loss(y_log, y_true)
+        return log_l2_loss(y_log, y_true, mask)
     raise ValueError(f"unknown loss {kind!r}; one of {', '.join(LOSSES)}")
 
 
@@ -128,8 +159,11 @@ def sparse_jacobian_term(y_log: tf.Tensor, y_log_of_moved: tf.Tensor, y_true: tf
 
 
 def regularization_term(kind: str, y_log: tf.Tensor, y_log_of_moved: tf.Tensor,
-                        y_true: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
-    mask = target_mask(y_true)
+                        y_true: tf.Tensor, transforms: tf.Tensor,
+                        mask: tf.Tensor | None = None) -> tf.Tensor:
+    """The `kind` regularisation over `mask` (default the target mask)."""
+    if mask is None:
+        mask = target_mask(y_true)
     if kind == "coherence":
         return coherence_term(y_log, y_log_of_moved, transforms, mask)
     if kind == "sparse-jacobian":
