@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from napari_hdrcnn.weights import (EMBEDDED_DESCRIPTIONS, embedded_weights_path, load_weights,
+from napari_hdrcnn.weights import (BLENDS, EMBEDDED_DESCRIPTIONS, embedded_weights_path, load_weights,
                                    sha256_of, write_weights)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,10 +70,15 @@ def main() -> None:
     parser.add_argument("--commit", help="the commit the training code came from")
     parser.add_argument("--name", default="default", choices=list(EMBEDDED_DESCRIPTIONS),
                         help="which embedded model to replace")
+    parser.add_argument("--blend", choices=BLENDS,
+                        help="the blend the shipped file asks for (default: the file's own)")
     args = parser.parse_args()
 
     w = load_weights(args.weights)
+    if args.blend:
+        w.blend = args.blend
     meta = dict(w.metadata)
+    meta.pop("blend", None)  # the Weights attribute is written
     meta.pop("sha256", None)
     commit = args.commit or meta.get("git_commit") or subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()

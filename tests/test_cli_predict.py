@@ -55,6 +55,20 @@ def test_predict_reference_sizing_reproduces_the_numpy_spec(tmp_path, authors_we
     assert preview.shape == (64, 64, 3) and preview.dtype == np.uint8 and preview.max() > 0
 
 
+def test_predict_blend_option_reaches_the_reconstruction(tmp_path, small_weights_file, capsys):
+    from napari_hdrcnn.reconstruct import reconstruct
+
+    img = _photo(64, 96, seed=3)
+    Image.fromarray(img).save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    assert main(["predict", "--params", str(small_weights_file), "--im_dir",
+                 str(tmp_path / "photo.png"), "--out_dir", str(out), "--blend", "per-channel",
+                 "--exr-dtype", "float32", "--no-progress", "--device", "cpu"]) == 0
+    assert "blend per-channel" in capsys.readouterr().err
+    expected = reconstruct(img, small_weights_file, blend="per-channel", device="cpu")
+    np.testing.assert_allclose(image_io.read_image(out / "000001_out.exr"), expected, rtol=1e-6)
+
+
 def test_predict_batch_goes_on_past_a_bad_frame(tmp_path, small_weights_file, capsys):
     src = tmp_path / "photos"
     src.mkdir()

@@ -188,6 +188,26 @@ def test_cli_end_to_end_on_two_small_scenes(references, small_weights_file, tmp_
     assert not (out2 / "figures").exists()
 
 
+def test_cli_blend_override_is_used_and_recorded(references, small_weights_file, tmp_path,
+                                                 capsys):
+    from napari_hdrcnn.reconstruct import reconstruct
+
+    out = tmp_path / "pc"
+    assert run_cli("--reference", references, "--params", small_weights_file, "--label", "net",
+                   "--clip", "95", "--blend", "per-channel", "--no-figures", "--out", out) == 0
+    assert "blend per-channel" in capsys.readouterr().out
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["protocol"]["blend_override"] == "per-channel"
+    assert settings["methods"][1]["blend"] == "per-channel"
+    assert "--blend" in settings["command"]
+    ldr = read_image(out / "inputs" / "second_clip95.png")
+    pred = reconstruct(ldr, small_weights_file, blend="per-channel", device="cpu")
+    direct = metrics.score(pred, read_image(references / "second.exr"), ldr).metrics
+    row = next(r for r in read_csv(out / "per_image.csv")
+               if r["image"] == "second" and r["method"] == "net")
+    assert float(row["pu21_psnr_clipped"]) == pytest.approx(direct["pu21_psnr_clipped"], abs=2e-6)
+
+
 def test_cli_jpeg_and_given_inputs(references, small_weights_file, tmp_path, capsys):
     out = tmp_path / "jpeg"
     assert run_cli("--reference", references / "second.exr", "--params", small_weights_file,

@@ -64,6 +64,38 @@ def test_gamma_one_is_the_plain_blend(small, clipped_photo):
     np.testing.assert_allclose(r.hdr, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_per_channel_blend_keeps_the_channels_that_did_not_clip(small, clipped_photo):
+    img = clipped_photo.copy()
+    img[:20, :30] = (120, 250, 255)  # a sky-like patch: only blue at white, green near it
+    r = small.run(img, blend="per-channel", linearize="square")
+    x = img.astype(np.float32) / 255
+    pad = np.pad(x, ((0, 96 - 72), (0, 128 - 100), (0, 0)), mode="reflect")
+    network = np.maximum(np.exp(small.predict_log(pad)[:72, :100]) - 1 / 255, 0)
+    alpha = np.clip((x - 0.95) / 0.05, 0, 1)  # one per channel
+    np.testing.assert_allclose(r.hdr, (1 - alpha) * x ** 2 + alpha * network, rtol=1e-5, atol=1e-6)
+    patch = r.hdr[:20, :30]
+    np.testing.assert_allclose(patch[..., 0], (120 / 255) ** 2, rtol=1e-6)  # measured, kept
+    np.testing.assert_allclose(patch[..., 2], network[:20, :30, 2], rtol=1e-5)  # clipped
+    # the authors' blend replaces the whole pixel, the red channel included
+    authors = small.run(img, blend="max", linearize="square").hdr[:20, :30]
+    np.testing.assert_allclose(authors[..., 0], network[:20, :30, 0], rtol=1e-5)
+    np.testing.assert_allclose(r.mask, alpha.max(-1), atol=1e-6)
+
+
+def test_blend_defaults_to_the_weight_file(small_weights_file, clipped_photo, tmp_path):
+    from napari_hdrcnn.weights import load_weights, write_weights
+
+    w = load_weights(small_weights_file)
+    assert w.blend == "max"
+    w.blend = "per-channel"
+    path = tmp_path / "per_channel.npz"
+    write_weights(w, path)
+    assert load_weights(path).blend == "per-channel"
+    by_file = reconstruct(clipped_photo, path, device="cpu")
+    asked = reconstruct(clipped_photo, small_weights_file, blend="per-channel", device="cpu")
+    np.testing.assert_array_equal(by_file, asked)
+
+
 def test_tiled_equals_untiled_within_tolerance(small):
     rng = np.random.default_rng(0)
     h, w = 400, 520
@@ -165,6 +197,8 @@ def test_bad_options_are_refused(small, clipped_photo):
         small.run(clipped_photo, tile=100)
     with pytest.raises(ValueError, match="linearisation"):
         small.run(clipped_photo, linearize="cubic")
+    with pytest.raises(ValueError, match="unknown blend"):
+        small.run(clipped_photo, blend="soft")
 
 
 def test_overflowing_network_output_stays_finite(small_weights_file, clipped_photo):

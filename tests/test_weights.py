@@ -47,6 +47,20 @@ def test_project_format_round_trip_keeps_metadata(tmp_path):
         assert all(npz[k].dtype != object for k in npz.files)
 
 
+def test_blend_round_trips_and_an_unknown_one_is_refused(tmp_path):
+    tensors = random_tensors(0.25, seed=7)
+    path = tmp_path / "pc.npz"
+    write_weights(Weights(tensors, 0.25, "gamma2.2", blend="per-channel"), path)
+    assert read_weights_file(path).blend == "per-channel"
+    assert read_weights_file(path).metadata["blend"] == "per-channel"
+    bad = tmp_path / "bad.npz"
+    write_weights(Weights(tensors, 0.25, "gamma2.2"), bad, blend="soft")
+    with pytest.raises(WeightFileError, match=r"bad\.npz: unknown blend 'soft'"):
+        read_weights_file(bad)
+    with pytest.raises(ValueError, match="unknown blend"):
+        Weights(tensors, 0.25, "gamma2.2", blend="soft")
+
+
 def test_export_to_authors_layout_round_trips(tmp_path):
     tensors = random_tensors(0.125, seed=8)
     path = tmp_path / "export.npz"

@@ -175,10 +175,11 @@ class Method:
     reconstructor: object = None
     info: dict = field(default_factory=dict)
 
-    def predict(self, ldr: np.ndarray, linearize: str | None) -> np.ndarray:
+    def predict(self, ldr: np.ndarray, linearize: str | None,
+                blend: str | None = None) -> np.ndarray:
         if self.reconstructor is None:
             return ldr_linear(ldr)
-        return self.reconstructor.run(ldr, linearize=linearize).hdr
+        return self.reconstructor.run(ldr, linearize=linearize, blend=blend).hdr
 
 
 def default_label(param: str) -> str:
@@ -202,7 +203,7 @@ def method_labels(params: list[str], labels: list[str] | None) -> list[str]:
 
 
 def load_methods(params: list[str], labels: list[str] | None, linearize: str | None,
-                 device: str = "auto") -> list[Method]:
+                 device: str = "auto", blend: str | None = None) -> list[Method]:
     """The baseline and one Method per weight file (loaded and checked now, built lazily)."""
     from .reconstruct import Reconstructor
 
@@ -213,7 +214,7 @@ def load_methods(params: list[str], labels: list[str] | None, linearize: str | N
         methods.append(Method(label, str(p), rec, {
             "label": label, "params": str(p), "file": w.source,
             "sha256": w.metadata.get("sha256", ""), "width_factor": w.width_factor,
-            "linearize": linearize or w.linearize, "format": w.metadata.get("format", "")}))
+            "linearize": linearize or w.linearize, "blend": blend or w.blend, "format": w.metadata.get("format", "")}))
     return methods
 
 
@@ -228,6 +229,7 @@ class EvaluationConfig:
     jpeg: int | None = None
     ldr_dir: Path | None = None
     linearize: str | None = None
+    blend: str | None = None
     max_side: int | None = None
     device: str = "auto"
     figures: bool = True
@@ -377,6 +379,7 @@ def protocol_settings(config: EvaluationConfig) -> dict:
         "confidence_interval": CI_DESCRIPTION,
         "baseline": f"{BASELINE}: x ** {CAMERA_GAMMA:g} of the input",
         "linearize_override": config.linearize,
+        "blend_override": config.blend,
         "figures": {"exposure_stops_vs_camera": FIGURE_STOPS, "display_gamma": CAMERA_GAMMA,
                     "error_map": f"|PU21(Y_pred) - PU21(Y_ref)|, 0 to {ERROR_MAP_MAX_PU:g}"},
     }
@@ -493,7 +496,8 @@ def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResu
                               "inputs are used as they are")
     ref_paths = list_references(Path(config.reference))
     names = unique_names(ref_paths)
-    methods = load_methods(config.params, config.labels, config.linearize, config.device)
+    methods = load_methods(config.params, config.labels, config.linearize, config.device,
+                           config.blend)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -518,7 +522,8 @@ def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResu
             scorer = metrics.ScoringReference(reference, test.ldr)
             for method in methods:
                 t0 = time.perf_counter()
-                pred = metrics.finite_prediction(method.predict(test.ldr, config.linearize))
+                pred = metrics.finite_prediction(method.predict(test.ldr, config.linearize,
+                                                                   config.blend))
                 seconds = time.perf_counter() - t0
                 s = scorer.score(pred)
                 rows.append({"image": name, "clip": test.clip, "jpeg": config.jpeg or "",
@@ -592,6 +597,7 @@ def format_settings(result: EvaluationResult) -> str:
         if m["label"] == BASELINE:
             continue
         lines.append(f"method:    {m['label']} = {m['file']} (sha256 {m['sha256'][:16]}, width "
-                     f"{m['width_factor']:g}, linearise {m['linearize']})")
+                     f"{m['width_factor']:g}, linearise {m['linearize']}, blend "
+                     f"{m.get('blend', 'max')})")
     lines.append(f"images:    {len(result.settings['references'])}")
     return "\n".join(lines)

@@ -31,8 +31,8 @@ from . import image_io
 from .reconstruct import InputImageError
 from .weights import AUTHORS_FILES, Weights, load_weights
 
-RECONSTRUCT_OPTIONS = ("gamma", "scaling", "linearize", "sizing", "width", "height", "tile",
-                       "overlap", "memory_budget_mb")
+RECONSTRUCT_OPTIONS = ("gamma", "scaling", "linearize", "blend", "sizing", "width", "height",
+                       "tile", "overlap", "memory_budget_mb")
 OUTPUT_SUFFIXES = ("_out.exr", "_in.png", "_out.png")
 DEFAULT_PREVIEW_FPS = 25.0
 # A temp file atomic_output leaves behind when its process is killed mid-write.

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from .architecture import BLEND_TAU, LOG_EPS
-from .weights import LINEARIZATIONS, Weights, load_weights
+from .weights import BLENDS, LINEARIZATIONS, Weights, load_weights
 
 SIZINGS = ("native", "reference")
 DEVICES = ("auto", "cpu", "gpu")
@@ -70,9 +70,16 @@ def linearize_pixels(x: np.ndarray, method: str) -> np.ndarray:
     raise ValueError(f"unknown linearisation {method!r}; one of {', '.join(LINEARIZATIONS)}")
 
 
-def blend_mask(x: np.ndarray) -> np.ndarray:
-    """alpha = clip((max_c x - 1 + tau) / tau, 0, 1): 1 at clipping, 0 below 1 - tau."""
-    return np.clip((x.max(axis=-1) - 1.0 + BLEND_TAU) / BLEND_TAU, 0.0, 1.0).astype(np.float32)
+def blend_mask(x: np.ndarray, blend: str = "max") -> np.ndarray:
+    """alpha = clip((level - 1 + tau) / tau, 0, 1): 1 at clipping, 0 below 1 - tau.
+
+    blend "max" (the authors'): level = max_c x, shape (H, W); "per-channel": level = x,
+    shape (H, W, 3), so a channel below 1 - tau keeps its measured value.
+    """
+    if blend not in BLENDS:
+        raise ValueError(f"unknown blend {blend!r}; one of {', '.join(BLENDS)}")
+    level = x.max(axis=-1) if blend == "max" else x
+    return np.clip((level - 1.0 + BLEND_TAU) / BLEND_TAU, 0.0, 1.0).astype(np.float32)
 
 
 def as_unit_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
@@ -240,6 +247,7 @@ class Reconstructor:
         gamma: float = 1.0,
         scaling: float = 1.0,
         linearize: str | None = None,
+        blend: str | None = None,
         sizing: str = "native",
         width: int | None = None,
         height: int | None = None,
@@ -259,6 +267,9 @@ class Reconstructor:
         method = linearize or self.weights.linearize
         if method not in LINEARIZATIONS:
             raise ValueError(f"unknown linearisation {method!r}; one of {', '.join(LINEARIZATIONS)}")
+        blend = blend or self.weights.blend
+        if blend not in BLENDS:
+            raise ValueError(f"unknown blend {blend!r}; one of {', '.join(BLENDS)}")
 
         x, alpha_channel, was_grey = as_unit_rgb(image)
         if sizing == "reference":
@@ -275,7 +286,9 @@ class Reconstructor:
 
         # The authors' blend, y = ((1 - a) L(x)^(1/g) + a n)^g: with L(x) = x^2 it is their
         # f(x^(1/g))^g exactly, and pixels away from clipping stay L(x) for any gamma.
-        mask = blend_mask(x_net)[..., None]
+        mask = blend_mask(x_net, blend)
+        if blend == "max":
+            mask = mask[..., None]
         # Capped at the half-float maximum: an untrained or foreign model may overflow exp(),
         # and 0 * inf in the blend would turn unreplaced pixels into NaN.
         network = np.clip(np.exp(np.minimum(y_log, MAX_LOG)) - np.float32(LOG_EPS), 0.0, MAX_HDR)
@@ -294,7 +307,8 @@ class Reconstructor:
         if alpha_channel is not None:
             hdr = np.concatenate([hdr if hdr.ndim == 3 else hdr[..., None],
                                   alpha_channel[..., None]], axis=-1)
-        return Reconstruction(hdr=hdr.astype(np.float32), mask=mask[..., 0], ldr=x)
+        # the share of each pixel taken from the network (its largest over channels)
+        return Reconstruction(hdr=hdr.astype(np.float32), mask=mask.max(axis=-1), ldr=x)
 
     def _predict_tiled(self, x, tile, overlap, memory_budget_mb, progress, cancelled):
         h, w = x.shape[:2]
@@ -366,6 +380,7 @@ def reconstruct(
     gamma: float = 1.0,
     scaling: float = 1.0,
     linearize: str | None = None,
+    blend: str | None = None,
     sizing: str = "native",
     width: int | None = None,
     height: int | None = None,
@@ -395,7 +410,7 @@ def reconstruct(
     Returns the float32 linear HDR image, or (hdr, mask) with return_mask=True.
     """
     result = get_reconstructor(weights, device).run(
-        image, gamma=gamma, scaling=scaling, linearize=linearize, sizing=sizing, width=width,
-        height=height, tile=tile, overlap=overlap, memory_budget_mb=memory_budget_mb,
+        image, gamma=gamma, scaling=scaling, linearize=linearize, blend=blend, sizing=sizing,
+        width=width, height=height, tile=tile, overlap=overlap, memory_budget_mb=memory_budget_mb,
         progress=progress, cancelled=cancelled)
     return (result.hdr, result.mask) if return_mask else result.hdr

@@ -28,6 +28,10 @@ FORMAT_VERSION = 1
 METADATA_KEY = "__metadata__"
 MAX_UNCOMPRESSED_BYTES = 1 << 30  # 1 GiB: the authors' file is 112 MiB
 LINEARIZATIONS = ("square", "gamma2.2", "srgb")
+# How the network's output is blended with the linearised input: "max" (the authors': one alpha
+# per pixel from its brightest channel, all channels replaced) or "per-channel" (each channel by
+# its own level, so a channel that did not clip stays as measured).
+BLENDS = ("max", "per-channel")
 
 AUTHORS_URL = "https://computergraphics.on.liu.se/hdrcnn/material/{file}"
 AUTHORS_FILES = {
@@ -63,11 +67,14 @@ class Weights:
     tensors: list[np.ndarray]
     width_factor: float = 1.0
     linearize: str = "square"
+    blend: str = "max"
     metadata: dict = field(default_factory=dict)
     source: str = ""
 
     def __post_init__(self) -> None:
         check_layout(self.tensors, self.width_factor, self.source or "<weights>")
+        if self.blend not in BLENDS:
+            raise ValueError(f"unknown blend {self.blend!r}; one of {', '.join(BLENDS)}")
 
 
 def check_layout(tensors: list[np.ndarray], width_factor: float, source: str) -> None:
@@ -206,6 +213,7 @@ def write_weights(weights: Weights, path: str | os.PathLike, **metadata) -> None
         "architecture": ARCHITECTURE,
         "width_factor": weights.width_factor,
         "linearize": weights.linearize,
+        "blend": weights.blend,
     }
     meta.update({k: v for k, v in weights.metadata.items() if k not in meta and k != "sha256"})
     meta.update(metadata)
@@ -255,8 +263,12 @@ def read_weights_file(path: str | os.PathLike) -> Weights:
     linearize = meta.get("linearize", "gamma2.2")
     if linearize not in LINEARIZATIONS:
         raise WeightFileError(f"{path}: unknown linearisation {linearize!r} in metadata")
+    blend = meta.get("blend", "max")
+    if blend not in BLENDS:
+        raise WeightFileError(f"{path}: unknown blend {blend!r} in metadata")
     meta["sha256"] = sha256_of(path)
-    return Weights(tensors, width_factor=width, linearize=linearize, metadata=meta, source=path)
+    return Weights(tensors, width_factor=width, linearize=linearize, blend=blend, metadata=meta,
+                   source=path)
 
 
 # -- names -> files -----------------------------------------------------------------------------

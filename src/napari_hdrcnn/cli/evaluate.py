@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from ..reconstruct import DEVICES
-from ..weights import LINEARIZATIONS
+from ..weights import BLENDS, LINEARIZATIONS
 
 
 def add_parser(sub) -> None:
@@ -34,6 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--linearize", choices=LINEARIZATIONS,
                    help="linearisation passed to the reconstruction (default: each weight "
                    "file's)")
+    p.add_argument("--blend", choices=BLENDS,
+                   help="blend passed to the reconstruction (default: each weight file's)")
     p.add_argument("--max-side", type=int, metavar="PX",
                    help="box-downscale references so the longer side is at most PX")
     p.add_argument("--device", choices=DEVICES, default="auto", help="where TensorFlow runs; default: auto")
@@ -49,7 +51,8 @@ def command_line(args) -> list[str]:
         cmd += ["--label", *args.label]
     cmd += ["--clip", *(f"{c:g}" for c in args.clip)]
     for flag, value in (("--jpeg", args.jpeg), ("--ldr", args.ldr),
-                        ("--linearize", args.linearize), ("--max-side", args.max_side)):
+                        ("--linearize", args.linearize), ("--blend", args.blend),
+                        ("--max-side", args.max_side)):
         if value is not None:
             cmd += [flag, str(value)]
     cmd += ["--device", args.device, *(["--no-figures"] if args.no_figures else []),
@@ -70,7 +73,7 @@ def run(args) -> int:
         reference=Path(args.reference), out=Path(args.out), params=list(args.params),
         labels=args.label, clips=tuple(args.clip), jpeg=args.jpeg,
         ldr_dir=Path(args.ldr) if args.ldr else None, linearize=args.linearize,
-        max_side=args.max_side, device=args.device, figures=not args.no_figures,
+        blend=args.blend, max_side=args.max_side, device=args.device, figures=not args.no_figures,
         command=command_line(args))
     if args.max_side is not None and args.max_side < 32:
         print("hdrcnn evaluate: --max-side must be at least 32", file=sys.stderr)

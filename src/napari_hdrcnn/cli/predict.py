@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..reconstruct import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_OVERLAP, DEVICES
-from ..weights import LINEARIZATIONS
+from ..weights import BLENDS, LINEARIZATIONS
 
 
 def add_parser(sub) -> None:
@@ -38,6 +38,10 @@ def add_parser(sub) -> None:
     p.add_argument("--linearize", choices=LINEARIZATIONS,
                    help="curve for the pixels the network does not replace (default: the "
                    "weight file's)")
+    p.add_argument("--blend", choices=BLENDS,
+                   help="max: a pixel near white is replaced in all channels (the authors'); "
+                   "per-channel: only its channels near white, the others stay as measured "
+                   "(default: the weight file's)")
     p.add_argument("--tile", type=int,
                    help="tile side in pixels (multiple of 32); default from --memory-budget")
     p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")
@@ -106,13 +110,13 @@ def run(args) -> int:
     out_dir = Path(args.out_dir)
     sizing = "reference" if args.width is not None else "native"
     options = dict(gamma=args.gamma, scaling=args.scaling, linearize=args.linearize,
-                   sizing=sizing, width=args.width, height=args.height, tile=args.tile,
+                   blend=args.blend, sizing=sizing, width=args.width, height=args.height, tile=args.tile,
                    overlap=args.overlap, memory_budget_mb=args.memory_budget)
     count = source.count
     where = (f"{args.workers} local worker(s)" if args.workers else
              f"cluster {args.scheduler}" if args.scheduler else "this process")
     print(f"weights: {weights.source} (width factor {weights.width_factor:g}, linearise "
-          f"{args.linearize or weights.linearize}); sizing: {sizing}; "
+          f"{args.linearize or weights.linearize}, blend {args.blend or weights.blend}); sizing: {sizing}; "
           f"{count if count is not None else 'unknown number of'} frame(s) from "
           f"{source.kind} -> {out_dir}; on {where}", file=sys.stderr)
     if source.kind == "video":

@@ -48,7 +48,8 @@ def run(args) -> int:
             w = W.load_weights(args.params)
             meta = {k: v for k, v in w.metadata.items()}
             print(json.dumps({"source": w.source, "width_factor": w.width_factor,
-                              "linearize": w.linearize, "tensors": len(w.tensors),
+                              "linearize": w.linearize, "blend": w.blend,
+                              "tensors": len(w.tensors),
                               "parameters": int(sum(t.size for t in w.tensors)),
                               "metadata": meta}, indent=2, sort_keys=True, default=str))
             return 0
