@@ -3,10 +3,14 @@
 #
 #   bash scripts/train_default_model.sh [RUNS_DIR]
 #
-# Two stages, the settings of the shipped model (see its provenance: `hdrcnn weights info default`):
+# Three stages, the settings of the shipped model (see its provenance: `hdrcnn weights info default`):
 #   1. 5500 steps from scratch on 128 px crops (batch 8, lr 2e-4), about 60 minutes on 2 cores;
 #   2. 1500 steps on 256 px crops (batch 4, lr 5e-5) from stage 1: more context around each
-#      highlight, about 25 minutes.
+#      highlight, about 25 minutes;
+#   3. 2500 steps from stage 2 with the blend loss mask (the pixels the inference blend takes
+#      from the network are trained too) and 25 % faint-highlight samples (lr 1e-4, so that the
+#      output layer's bias, which sets how much every near-white pixel is boosted, can move),
+#      about 30 minutes; the mean of its ten checkpoints is shipped, with the per-channel blend.
 # Each stage can be continued later with `hdrcnn train --resume RUN_DIR`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,5 +23,9 @@ hdrcnn train "${common[@]}" --out "$runs/default-stage1" --width-factor 0.125 --
   --batch-size 8 --steps 5500 --lr 2e-4 --seed 0 --log-every 100
 hdrcnn train "${common[@]}" --out "$runs/default-stage2" --init "$runs/default-stage1/weights.npz" \
   --crop 256 --batch-size 4 --steps 1500 --lr 5e-5 --seed 3 --log-every 50
-python scripts/ship_default_model.py "$runs/default-stage2/weights.npz" \
-  --run-dir "$runs/default-stage2"
+hdrcnn train "${common[@]}" --out "$runs/default-stage3" --init "$runs/default-stage2/weights.npz" \
+  --crop 256 --batch-size 4 --steps 2500 --lr 1e-4 --seed 5 --log-every 50 --loss-mask blend \
+  --faint-highlights 0.25 --faint-headroom 1.0 1.3 --checkpoint-every 250 --val-every 250
+python scripts/average_checkpoints.py "$runs/default-stage3" "$runs/default-stage3/averaged.npz"
+python scripts/ship_default_model.py "$runs/default-stage3/averaged.npz" \
+  --run-dir "$runs/default-stage3" --blend per-channel

@@ -17,7 +17,7 @@ def test_default_model_ships_with_provenance():
     assert path.is_file() and path.stat().st_size < 8 * 2**20
     w = load_weights("default")
     meta = w.metadata
-    assert w.width_factor == 0.125 and w.linearize == "gamma2.2"
+    assert w.width_factor == 0.125 and w.linearize == "gamma2.2" and w.blend == "per-channel"
     assert meta["name"] == "default" and meta["step"] > 0 and isinstance(meta["seed"], int)
     assert meta["data"].endswith("hdr/train") and len(meta["git_commit"]) == 40
     assert "train_default_model.sh" in meta["retrain"]

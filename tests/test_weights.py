@@ -61,6 +61,22 @@ def test_blend_round_trips_and_an_unknown_one_is_refused(tmp_path):
         Weights(tensors, 0.25, "gamma2.2", blend="soft")
 
 
+def test_average_is_the_tensor_mean_of_files_of_one_width():
+    a = Weights(random_tensors(0.125, seed=1), 0.125, "gamma2.2", blend="per-channel")
+    b = Weights(random_tensors(0.125, seed=2), 0.125, "square")
+    avg = W.average_weights([a, b])
+    assert avg.width_factor == 0.125 and avg.linearize == "gamma2.2"
+    assert avg.blend == "per-channel"
+    for x, y, m in zip(a.tensors, b.tensors, avg.tensors):
+        assert m.dtype == np.float32
+        np.testing.assert_allclose(m, (x.astype(np.float64) + y) / 2, rtol=1e-6, atol=1e-7)
+    wide = Weights(random_tensors(0.25, seed=3), 0.25, source="wide.npz")
+    with pytest.raises(WeightFileError, match="wide.npz: width factor 0.25"):
+        W.average_weights([a, wide])
+    with pytest.raises(ValueError, match="nothing"):
+        W.average_weights([])
+
+
 def test_export_to_authors_layout_round_trips(tmp_path):
     tensors = random_tensors(0.125, seed=8)
     path = tmp_path / "export.npz"

@@ -205,6 +205,23 @@ def write_authors_npz(weights: Weights, path: str | os.PathLike) -> None:
 
 
 # -- the project's own format -------------------------------------------------------------------
+def average_weights(files: list[Weights]) -> Weights:
+    """The tensor-wise mean of weight files of one width (checkpoint averaging, as in SWA; the
+    batch-norm statistics are averaged too). Linearisation, blend and metadata of the first."""
+    if not files:
+        raise ValueError("nothing to average")
+    first = files[0]
+    for w in files[1:]:
+        if w.width_factor != first.width_factor:
+            raise WeightFileError(f"{w.source or '<weights>'}: width factor {w.width_factor:g}, "
+                                  f"{first.source or 'the first file'} has "
+                                  f"{first.width_factor:g}; only files of one width average")
+    tensors = [np.mean([w.tensors[i] for w in files], axis=0, dtype=np.float64).astype(np.float32)
+               for i in range(len(first.tensors))]
+    return Weights(tensors, first.width_factor, first.linearize, blend=first.blend,
+                   metadata=dict(first.metadata))
+
+
 def write_weights(weights: Weights, path: str | os.PathLike, **metadata) -> None:
     """Named arrays + JSON metadata, no pickle. Written atomically."""
     meta = {
