@@ -12,17 +12,18 @@ cd "$(dirname "$0")/.."
 runs=${1:-runs}
 data=${HDRCNN_SHARED_DATA:-../shared/data}
 camera=(--crop 256 --batch-size 4 --clip-fraction 0.02 0.15 --curve mixed
-        --jpeg-probability 0.6 --jpeg-quality 30 100)
+        --jpeg-probability 0.6 --jpeg-quality 30 100 --loss-mask blend)
 common=(--data "$data/hdr/train" --val "$data/hdr/val" --checkpoint-every 250 --val-every 500
         --log-every 50 --keep-checkpoints 0)
 
 hdrcnn train "${common[@]}" "${camera[@]}" --out "$runs/default-compr" --init default \
   --steps 1000 --lr 3e-5 --seed 1
 python scripts/ship_default_model.py "$runs/default-compr/weights.npz" \
-  --run-dir "$runs/default-compr" --name default-compr
+  --run-dir "$runs/default-compr" --name default-compr --blend per-channel
 
 hdrcnn train "${common[@]}" "${camera[@]}" --out "$runs/default-compr-regularized" \
   --init default-compr --steps 500 --lr 3e-5 --seed 2 \
   --regularization coherence --reg-weight 0.95 --reg-noise 0.01 0.05
 python scripts/ship_default_model.py "$runs/default-compr-regularized/weights.npz" \
-  --run-dir "$runs/default-compr-regularized" --name default-compr-regularized
+  --run-dir "$runs/default-compr-regularized" --name default-compr-regularized \
+  --blend per-channel
