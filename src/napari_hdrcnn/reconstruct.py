@@ -45,7 +45,8 @@ class Reconstruction:
 
     hdr:   linear HDR, float32, relative scale (the input's white is about 1); (H, W, 3), or
            (H, W) for a grey input, or (H, W, 4) with the input's alpha passed through.
-    mask:  float32 (H, W) in [0, 1]: where the network replaced the linearised input.
+    mask:  float32 (H, W) in [0, 1]: where the network replaced the linearised input (with the
+           per-channel blend, the largest share over the pixel's channels).
     ldr:   the network's input as float32 RGB in [0, 1] after sizing and scaling (for previews).
     """
 
