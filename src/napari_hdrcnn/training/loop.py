@@ -916,7 +916,7 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
 
 
 def baseline_loss(batches: list[dict], loss: str, linearize: str,
-                  mask: str = "target") -> float:
+                  mask_kind: str = "target") -> float:
     """The loss of predicting the linearised input itself (`ldr_linear`): the level a trained
     model must beat to have reconstructed anything."""
     from ..architecture import LOG_EPS
@@ -927,7 +927,7 @@ def baseline_loss(batches: list[dict], loss: str, linearize: str,
     for b in batches:
         y_log = np.log(linearize_pixels(b["x"], linearize) + LOG_EPS).astype(np.float32)
         total += float(reconstruction_loss(loss, y_log, b["y"],
-                                           loss_mask(mask, b["y"], b["x"]))) * len(b["x"])
+                                           loss_mask(mask_kind, b["y"], b["x"]))) * len(b["x"])
         count += len(b["x"])
     return total / max(count, 1)
 
