@@ -17,8 +17,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from napari_hdrcnn.weights import (BLENDS, EMBEDDED_DESCRIPTIONS, embedded_weights_path, load_weights,
-                                   sha256_of, write_weights)
+from napari_hdrcnn.weights import (BLENDS, EMBEDDED_DESCRIPTIONS, embedded_weights_path,
+                                   load_weights, sha256_of, write_weights)
 
 REPO = Path(__file__).resolve().parents[1]
 RETRAIN = {"default": "bash scripts/train_default_model.sh"}

@@ -3,7 +3,7 @@
 #
 #   bash scripts/train_default_model.sh [RUNS_DIR]
 #
-# Three stages, the settings of the shipped model (see its provenance: `hdrcnn weights info default`):
+# Three stages, the settings of the shipped model (provenance: `hdrcnn weights info default`):
 #   1. 5500 steps from scratch on 128 px crops (batch 8, lr 2e-4), about 60 minutes on 2 cores;
 #   2. 1500 steps on 256 px crops (batch 4, lr 5e-5) from stage 1: more context around each
 #      highlight, about 25 minutes;

@@ -43,7 +43,8 @@ def test_blend_loss_mask_adds_the_pixels_the_inference_blend_takes_from_the_netw
     # an input at 0.975 (display) is a target of 0.975^2.2 = 0.946 under a gamma-2.2 camera:
     # the target mask gives it no weight, the blend takes half of its output from the network
     x = np.array([0.5, 0.975, 1.0, 1.0], np.float32)[None, :, None, None] * np.ones(3)
-    y = np.array([0.5 ** 2.2, 0.975 ** 2.2, 1.0, 3.0], np.float32)[None, :, None, None] * np.ones(3)
+    y = np.array([0.5 ** 2.2, 0.975 ** 2.2, 1.0, 3.0], np.float32)[None, :, None, None]
+    y = y * np.ones(3)
     x, y = tf.constant(x, tf.float32), tf.constant(y, tf.float32)
     np.testing.assert_allclose(loss_mask("target", y, x).numpy()[0, :, 0, 0], [0, 0, 1, 1],
                                atol=1e-5)

@@ -214,7 +214,8 @@ def load_methods(params: list[str], labels: list[str] | None, linearize: str | N
         methods.append(Method(label, str(p), rec, {
             "label": label, "params": str(p), "file": w.source,
             "sha256": w.metadata.get("sha256", ""), "width_factor": w.width_factor,
-            "linearize": linearize or w.linearize, "blend": blend or w.blend, "format": w.metadata.get("format", "")}))
+            "linearize": linearize or w.linearize, "blend": blend or w.blend,
+            "format": w.metadata.get("format", "")}))
     return methods
 
 

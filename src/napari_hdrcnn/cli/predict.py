@@ -110,13 +110,14 @@ def run(args) -> int:
     out_dir = Path(args.out_dir)
     sizing = "reference" if args.width is not None else "native"
     options = dict(gamma=args.gamma, scaling=args.scaling, linearize=args.linearize,
-                   blend=args.blend, sizing=sizing, width=args.width, height=args.height, tile=args.tile,
-                   overlap=args.overlap, memory_budget_mb=args.memory_budget)
+                   blend=args.blend, sizing=sizing, width=args.width, height=args.height,
+                   tile=args.tile, overlap=args.overlap, memory_budget_mb=args.memory_budget)
     count = source.count
     where = (f"{args.workers} local worker(s)" if args.workers else
              f"cluster {args.scheduler}" if args.scheduler else "this process")
     print(f"weights: {weights.source} (width factor {weights.width_factor:g}, linearise "
-          f"{args.linearize or weights.linearize}, blend {args.blend or weights.blend}); sizing: {sizing}; "
+          f"{args.linearize or weights.linearize}, blend {args.blend or weights.blend}); "
+          f"sizing: {sizing}; "
           f"{count if count is not None else 'unknown number of'} frame(s) from "
           f"{source.kind} -> {out_dir}; on {where}", file=sys.stderr)
     if source.kind == "video":
