@@ -54,13 +54,17 @@ def test_square_linearisation_is_x_squared(small, clipped_photo):
     np.testing.assert_allclose(r.hdr[far], (x ** 2)[far], rtol=1e-5)
 
 
+def network_output(small, x):
+    """exp(y_log) - 1/255 of the 72x100 test photo, reflect-padded to 96x128 as the pipeline."""
+    pad = np.pad(x, ((0, 96 - 72), (0, 128 - 100), (0, 0)), mode="reflect")
+    return np.maximum(np.exp(small.predict_log(pad)[:72, :100]) - 1 / 255, 0)
+
+
 def test_gamma_one_is_the_plain_blend(small, clipped_photo):
     r = small.run(clipped_photo, gamma=1.0, linearize="square")
     x = clipped_photo.astype(np.float32) / 255
-    pad = np.pad(x, ((0, 96 - 72), (0, 128 - 100), (0, 0)), mode="reflect")
-    y_log = small.predict_log(pad)[:72, :100]
     alpha = np.clip((x.max(-1, keepdims=True) - 0.95) / 0.05, 0, 1)
-    expected = (1 - alpha) * x ** 2 + alpha * np.maximum(np.exp(y_log) - 1 / 255, 0)
+    expected = (1 - alpha) * x ** 2 + alpha * network_output(small, x)
     np.testing.assert_allclose(r.hdr, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -69,8 +73,7 @@ def test_per_channel_blend_keeps_the_channels_that_did_not_clip(small, clipped_p
     img[:20, :30] = (120, 250, 255)  # a sky-like patch: only blue at white, green near it
     r = small.run(img, blend="per-channel", linearize="square")
     x = img.astype(np.float32) / 255
-    pad = np.pad(x, ((0, 96 - 72), (0, 128 - 100), (0, 0)), mode="reflect")
-    network = np.maximum(np.exp(small.predict_log(pad)[:72, :100]) - 1 / 255, 0)
+    network = network_output(small, x)
     alpha = np.clip((x - 0.95) / 0.05, 0, 1)  # one per channel
     np.testing.assert_allclose(r.hdr, (1 - alpha) * x ** 2 + alpha * network, rtol=1e-5, atol=1e-6)
     patch = r.hdr[:20, :30]

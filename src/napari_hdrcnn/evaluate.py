@@ -599,6 +599,6 @@ def format_settings(result: EvaluationResult) -> str:
             continue
         lines.append(f"method:    {m['label']} = {m['file']} (sha256 {m['sha256'][:16]}, width "
                      f"{m['width_factor']:g}, linearise {m['linearize']}, blend "
-                     f"{m.get('blend', 'max')})")
+                     f"{m['blend']})")
     lines.append(f"images:    {len(result.settings['references'])}")
     return "\n".join(lines)
