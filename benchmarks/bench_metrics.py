@@ -23,8 +23,11 @@ def test_image(width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) / np.float32(width)
     tone = np.exp(4.0 * np.sin(6.0 * xx + 3.0 * yy))[..., None]
-    ref = (tone * np.array([1.0, 0.9, 0.7], np.float32)
-           * rng.uniform(0.95, 1.05, (height, width, 3)).astype(np.float32)).astype(np.float32)
+    ref = (
+        tone
+        * np.array([1.0, 0.9, 0.7], np.float32)
+        * rng.uniform(0.95, 1.05, (height, width, 3)).astype(np.float32)
+    ).astype(np.float32)
     e = 1.0 / np.percentile(ref.max(axis=-1), 95)
     ldr = np.floor(np.clip(ref * e, 0, 1) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8)
     pred = ((ldr / np.float32(255)) ** np.float32(2.2)).astype(np.float32)

@@ -3,7 +3,7 @@
 Prints figures; never pass/fail. Each case runs in a fresh subprocess so its peak resident
 memory (ru_maxrss) is its own.
 
-    python benchmarks/bench_predict.py                 # 1024x768 at width 1.0, 24 MP at 0.25 and 1.0
+    python benchmarks/bench_predict.py  # 1024x768 at width 1.0, 24 MP at 0.25 and 1.0
     python benchmarks/bench_predict.py --quick         # 1024x768 only
     python benchmarks/bench_predict.py --case 6000x4000:1.0:4096
 """
@@ -46,8 +46,9 @@ print(json.dumps(dict(seconds=min(times), peak_mib=peak, rss_before_mib=rss_befo
 
 def run_case(w, h, width_factor, budget, repeats):
     tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests")
-    code = CASE_CODE.format(tests=tests, w=w, h=h, width_factor=width_factor, budget=budget,
-                            repeats=repeats)
+    code = CASE_CODE.format(
+        tests=tests, w=w, h=h, width_factor=width_factor, budget=budget, repeats=repeats
+    )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -56,12 +57,12 @@ def run_case(w, h, width_factor, budget, repeats):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--case", action="append",
-                        help="WxH:width_factor:budget_MiB (repeatable)")
+    parser.add_argument("--case", action="append", help="WxH:width_factor:budget_MiB (repeatable)")
     args = parser.parse_args()
     if args.case:
         cases = []
@@ -74,16 +75,20 @@ def main() -> None:
         if not args.quick:
             cases += [(6000, 4000, 0.25, 4096), (6000, 4000, 1.0, 4096)]
     print(f"cpu cores: {os.cpu_count()}")
-    print(f"{'image':>10} {'width':>5} {'budget MiB':>10} {'tile':>5} {'tiles':>5} "
-          f"{'seconds':>8} {'GMAC':>7} {'GMAC/s':>7} {'peak MiB':>8}")
+    print(
+        f"{'image':>10} {'width':>5} {'budget MiB':>10} {'tile':>5} {'tiles':>5} "
+        f"{'seconds':>8} {'GMAC':>7} {'GMAC/s':>7} {'peak MiB':>8}"
+    )
     for w, h, wf, budget in cases:
         r = run_case(w, h, wf, budget, 1 if w * h > 4e6 else args.repeats)
         if "error" in r:
             print(f"{w}x{h:<5} {wf:>5} {budget:>10.0f}  error: {r['error']}")
             continue
-        print(f"{f'{w}x{h}':>10} {wf:>5} {budget:>10.0f} {r['tile']:>5} {r['tiles']:>5} "
-              f"{r['seconds']:>8.2f} {r['gmac']:>7.1f} {r['gmac'] / r['seconds']:>7.1f} "
-              f"{r['peak_mib']:>8.0f}")
+        print(
+            f"{f'{w}x{h}':>10} {wf:>5} {budget:>10.0f} {r['tile']:>5} {r['tiles']:>5} "
+            f"{r['seconds']:>8.2f} {r['gmac']:>7.1f} {r['gmac'] / r['seconds']:>7.1f} "
+            f"{r['peak_mib']:>8.0f}"
+        )
 
 
 if __name__ == "__main__":

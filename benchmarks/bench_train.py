@@ -18,17 +18,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def synthetic_scenes(crop: int):
-    from test_camera import sunny_scene
     from napari_hdrcnn.training.data import scene_from_array
+    from test_camera import sunny_scene
 
-    return [scene_from_array(sunny_scene(512, 1024, seed), f"synthetic{seed}", crop=crop)
-            for seed in range(4)]
+    return [
+        scene_from_array(sunny_scene(512, 1024, seed), f"synthetic{seed}", crop=crop)
+        for seed in range(4)
+    ]
 
 
 def bench_camera(scenes, crop: int, batch_size: int, repeat: int) -> float:
@@ -43,10 +43,11 @@ def bench_camera(scenes, crop: int, batch_size: int, repeat: int) -> float:
     return repeat * batch_size / (time.perf_counter() - t0)
 
 
-def bench_network(width: float, crop: int, batch_size: int, steps: int, batch: dict,
-                  regularization: str) -> tuple[float, float]:
+def bench_network(
+    width: float, crop: int, batch_size: int, steps: int, batch: dict, regularization: str
+) -> tuple[float, float]:
     from napari_hdrcnn.model import HDRCNN, training_init
-    from napari_hdrcnn.training.loop import Trainer, TrainConfig, regularization_inputs
+    from napari_hdrcnn.training.loop import TrainConfig, Trainer, regularization_inputs
 
     model = HDRCNN(width)
     training_init(model, 0)
@@ -69,8 +70,9 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=224)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--steps", type=int, default=3, help="timed steps per width")
-    ap.add_argument("--regularization", default="none",
-                    choices=("none", "coherence", "sparse-jacobian"))
+    ap.add_argument(
+        "--regularization", default="none", choices=("none", "coherence", "sparse-jacobian")
+    )
     ap.add_argument("--data", help="time the camera on this folder instead of synthetic scenes")
     ap.add_argument("--quick", action="store_true", help="width 0.25 only")
     args = ap.parse_args()
@@ -81,20 +83,23 @@ def main() -> None:
     from napari_hdrcnn.training.camera import CameraSettings
     from napari_hdrcnn.training.data import SampleSource, load_scenes
 
-    print(f"CPU cores: {os.cpu_count()}, TensorFlow {tf.__version__}, "
-          f"GPUs: {len(tf.config.list_physical_devices('GPU'))}")
+    print(
+        f"CPU cores: {os.cpu_count()}, TensorFlow {tf.__version__}, "
+        f"GPUs: {len(tf.config.list_physical_devices('GPU'))}"
+    )
     print(f"crop {args.crop}, batch {args.batch_size}, regularisation {args.regularization}")
-    scenes = (load_scenes(args.data, crop=args.crop) if args.data
-              else synthetic_scenes(args.crop))
+    scenes = load_scenes(args.data, crop=args.crop) if args.data else synthetic_scenes(args.crop)
     rate = bench_camera(scenes, args.crop, args.batch_size, repeat=5)
     print(f"virtual camera: {rate:8.1f} samples/s ({len(scenes)} scenes)")
-    batch = SampleSource(scenes, CameraSettings(crop=args.crop), seed=0).batch(0,
-                                                                               args.batch_size)
+    batch = SampleSource(scenes, CameraSettings(crop=args.crop), seed=0).batch(0, args.batch_size)
     for width in widths:
-        rate, trace = bench_network(width, args.crop, args.batch_size, args.steps, batch,
-                                    args.regularization)
-        print(f"width {width:5.3f}: {rate:8.2f} samples/s, {args.batch_size / rate:7.2f} s/step "
-              f"(first step with tracing {trace:.1f} s)")
+        rate, trace = bench_network(
+            width, args.crop, args.batch_size, args.steps, batch, args.regularization
+        )
+        print(
+            f"width {width:5.3f}: {rate:8.2f} samples/s, {args.batch_size / rate:7.2f} s/step "
+            f"(first step with tracing {trace:.1f} s)"
+        )
 
 
 if __name__ == "__main__":

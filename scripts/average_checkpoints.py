@@ -19,23 +19,29 @@ CHECKPOINT = re.compile(r"^step_(\d+)\.npz$")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dir", help="a training run folder (with checkpoints/)")
     parser.add_argument("out", help="the averaged weight file to write")
     args = parser.parse_args()
 
     folder = Path(args.run_dir) / "checkpoints"
-    found = sorted((int(m.group(1)), p) for p in folder.glob("step_*.npz")
-                   if (m := CHECKPOINT.match(p.name)))
+    found = sorted(
+        (int(m.group(1)), p) for p in folder.glob("step_*.npz") if (m := CHECKPOINT.match(p.name))
+    )
     if not found:
         raise SystemExit(f"{folder}: no checkpoints (step_XXXXXX.npz)")
     files = [load_weights(p) for _, p in found]
     averaged = average_weights(files[::-1])  # the last checkpoint's metadata
     averaged.metadata.pop("sha256", None)
     steps = [s for s, _ in found]
-    write_weights(averaged, args.out, averaged_steps=steps,
-                  averaged_sha256=[w.metadata["sha256"] for w in files])
+    write_weights(
+        averaged,
+        args.out,
+        averaged_steps=steps,
+        averaged_sha256=[w.metadata["sha256"] for w in files],
+    )
     print(f"wrote {args.out}: mean of {len(steps)} checkpoints (steps {steps[0]}-{steps[-1]})")
 
 

@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 RANDOM_WIDTH_FACTOR = 0.0625
 
 
-def write_random_weights(path: str | Path, width_factor: float = RANDOM_WIDTH_FACTOR,
-                         seed: int = 0) -> Path:
+def write_random_weights(
+    path: str | Path, width_factor: float = RANDOM_WIDTH_FACTOR, seed: int = 0
+) -> Path:
     """A small untrained network (random normal kernels, identity batch norm), no TensorFlow."""
     from napari_hdrcnn.architecture import tensor_specs
     from napari_hdrcnn.weights import Weights, write_weights
@@ -34,8 +35,11 @@ def write_random_weights(path: str | Path, width_factor: float = RANDOM_WIDTH_FA
             fan_in = int(np.prod(spec.shape[:-1])) if len(spec.shape) == 4 else 1
             t = (rng.standard_normal(spec.shape) * np.sqrt(1.0 / max(fan_in, 1))).astype(np.float32)
         tensors.append(t)
-    write_weights(Weights(tensors, width_factor=width_factor, linearize="gamma2.2",
-                          source="random"), path, note="random weights for tests and demos")
+    write_weights(
+        Weights(tensors, width_factor=width_factor, linearize="gamma2.2", source="random"),
+        path,
+        note="random weights for tests and demos",
+    )
     return Path(path)
 
 
@@ -61,9 +65,12 @@ def wait_for(widget, timeout_s: float) -> object:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=str(REPO / "docs" / "screenshot.png"))
-    parser.add_argument("--weights", default=None,
-                        help="a weight name or file; default: 'default' if installed, else a "
-                             "tiny random network (labelled as such in the picture)")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="a weight name or file; default: 'default' if installed, else a "
+        "tiny random network (labelled as such in the picture)",
+    )
     parser.add_argument("--size", type=int, nargs=2, default=(1280, 760), metavar=("W", "H"))
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args(argv)
@@ -87,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         weights = args.weights or ("default" if "default" in installed_weight_names() else None)
         if weights is None:
             weights = str(write_random_weights(Path(tmp) / "random_demo_weights.npz"))
-            label = ("Untrained random network (no default model shipped yet):\n"
-                     "this shows the plugin, not HDR reconstruction quality")
+            label = (
+                "Untrained random network (no default model shipped yet):\n"
+                "this shows the plugin, not HDR reconstruction quality"
+            )
         else:
             label = f"HDR-CNN weights: {Path(weights).name}"
         if weights in installed_weight_names():
@@ -110,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     viewer.text_overlay.position = "bottom_left"
     viewer.reset_view()
     from qtpy.QtWidgets import QApplication
+
     for _ in range(20):  # let the canvas draw the overlay before the picture is taken
         QApplication.processEvents()
     shot = viewer.screenshot(canvas_only=False, flash=False)

@@ -3,8 +3,12 @@
 import csv
 import sys
 
-COLUMNS = [("pu21_psnr", "PU21-PSNR", 2), ("pu21_psnr_clipped", "clipped PU21-PSNR", 2),
-           ("pu21_ssim", "PU21-SSIM", 4), ("log_rmse_clipped", "log2 RMSE clipped (stops)", 3)]
+COLUMNS = [
+    ("pu21_psnr", "PU21-PSNR", 2),
+    ("pu21_psnr_clipped", "clipped PU21-PSNR", 2),
+    ("pu21_ssim", "PU21-SSIM", 4),
+    ("log_rmse_clipped", "log2 RMSE clipped (stops)", 3),
+]
 
 
 def main(path: str) -> None:

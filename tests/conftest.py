@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -13,7 +12,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from napari_hdrcnn.architecture import tensor_specs  # noqa: E402
 from napari_hdrcnn.weights import Weights, write_weights  # noqa: E402
-
 from testdata import SHARED, SHARED_DATA  # noqa: E402,F401  (re-exported for older tests)
 
 
@@ -38,7 +36,8 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(
             "GUI tests (marker 'gui', in tests/gui) must run in their own pytest process, apart "
             "from tests that load TensorFlow: run `python -m pytest --ignore=tests/gui` and "
-            "`python -m pytest tests/gui` separately")
+            "`python -m pytest tests/gui` separately"
+        )
 
 
 def random_tensors(width_factor: float = 1.0, seed: int = 0) -> list[np.ndarray]:
@@ -82,8 +81,11 @@ def authors_weights_file(tmp_path_factory) -> Path:
 def small_weights_file(tmp_path_factory) -> Path:
     """A width-0.125 random file in the project's format (fast in tests)."""
     path = tmp_path_factory.mktemp("weights") / "small.npz"
-    write_weights(Weights(random_tensors(0.125, seed=2), width_factor=0.125,
-                          linearize="gamma2.2"), path, provenance="random test weights")
+    write_weights(
+        Weights(random_tensors(0.125, seed=2), width_factor=0.125, linearize="gamma2.2"),
+        path,
+        provenance="random test weights",
+    )
     return path
 
 

@@ -22,7 +22,7 @@ def conv_same(x, w, b):
     out = np.zeros((h, wd, w.shape[3]))
     for i in range(kh):
         for j in range(kw):
-            out += xp[i:i + h, j:j + wd] @ w[i, j]
+            out += xp[i : i + h, j : j + wd] @ w[i, j]
     return out + b
 
 
@@ -36,8 +36,8 @@ def deconv_same_stride2(x, w, b):
     full = np.zeros((2 * h + 2, 2 * wd + 2, w.shape[2]))
     for a in range(4):
         for c in range(4):
-            full[a:a + 2 * h:2, c:c + 2 * wd:2] += x @ w[a, c].T
-    return full[1:1 + 2 * h, 1:1 + 2 * wd] + b
+            full[a : a + 2 * h : 2, c : c + 2 * wd : 2] += x @ w[a, c].T
+    return full[1 : 1 + 2 * h, 1 : 1 + 2 * wd] + b
 
 
 def maxpool2(x):
@@ -68,7 +68,7 @@ def forward_log(x, params):
     x255 = x.astype(np.float64) * 255.0
     h = x255[..., ::-1] - VGG_MEAN_BGR
     skips = [x255]
-    for block, convs in enumerate([2, 2, 3, 3, 3]):
+    for convs in [2, 2, 3, 3, 3]:
         for _ in range(convs):
             w, b = take(2)
             h = relu(conv_same(h, w, b))
@@ -97,5 +97,5 @@ def forward_final(x, params, gamma=1.0):
     xg = x.astype(np.float64) ** (1.0 / gamma)
     y_log = forward_log(xg, params)
     alpha = np.clip((xg.max(-1, keepdims=True) - 1 + 0.05) / 0.05, 0, 1)
-    y = (1 - alpha) * xg ** 2 + alpha * (np.exp(y_log) - 1 / 255.0)
+    y = (1 - alpha) * xg**2 + alpha * (np.exp(y_log) - 1 / 255.0)
     return np.maximum(y, 0) ** gamma

@@ -50,7 +50,7 @@ def test_perspective_view_points_where_yaw_and_pitch_say():
     h, w = 64, 128
     pano = np.zeros((h, w, 3), np.float32)
     # a marker at longitude +90 degrees, latitude +30 degrees (u = 0.75 w, v = h/2 - h/6)
-    pano[h // 2 - h // 6 - 1: h // 2 - h // 6 + 1, 3 * w // 4 - 1: 3 * w // 4 + 1] = 1.0
+    pano[h // 2 - h // 6 - 1 : h // 2 - h // 6 + 1, 3 * w // 4 - 1 : 3 * w // 4 + 1] = 1.0
     levels = pyramid(pano, 8)
     centre = perspective_view(levels, 32, yaw=90.0, pitch=30.0, fov=60.0)
     assert centre[12:20, 12:20].max() > 0.2  # marker in the middle of the view
@@ -112,20 +112,23 @@ def test_capture_clip_fraction_levels_and_range(clip_range):
 
 
 def test_faint_highlight_samples_are_only_a_little_above_white():
-    settings = CameraSettings(crop=64, faint_probability=1.0, faint_headroom=(1.05, 1.2),
-                              noise_max=0.0)
+    settings = CameraSettings(
+        crop=64, faint_probability=1.0, faint_headroom=(1.05, 1.2), noise_max=0.0
+    )
     levels = pyramid(sunny_scene(96, 128), 32)
     for seed in range(8):
-        x, y = capture(photo_crop(levels, 64, 10.0, 5.0, 80.0), settings,
-                       np.random.default_rng(seed))
+        x, y = capture(
+            photo_crop(levels, 64, 10.0, 5.0, 80.0), settings, np.random.default_rng(seed)
+        )
         assert 1.05 - 1e-4 <= y.max() <= 1.2 + 1e-4, (seed, y.max())
         assert x.max() == 1.0  # the brightest pixel still clips
         assert np.all(x[y.max(-1) >= 1.0].max(-1) == 1.0)
 
 
 def test_faint_probability_mixes_both_exposures():
-    settings = CameraSettings(crop=64, faint_probability=0.5, clip_fraction=(0.1, 0.1),
-                              faint_headroom=(1.0, 1.0))
+    settings = CameraSettings(
+        crop=64, faint_probability=0.5, clip_fraction=(0.1, 0.1), faint_headroom=(1.0, 1.0)
+    )
     scene = sunny_scene(64, 64)
     rng = np.random.default_rng(0)
     peaks = [capture(scene, settings, rng)[1].max() for _ in range(40)]
@@ -156,8 +159,10 @@ def test_settings_refuse_bad_ranges():
 
 
 def test_same_seed_same_batch_and_streams_differ():
-    scenes = [scene_from_array(sunny_scene(64, 128, 0), "pano", crop=64),
-              scene_from_array(sunny_scene(80, 96, 1), "photo", crop=64)]
+    scenes = [
+        scene_from_array(sunny_scene(64, 128, 0), "pano", crop=64),
+        scene_from_array(sunny_scene(80, 96, 1), "photo", crop=64),
+    ]
     assert scenes[0].panorama and not scenes[1].panorama
     settings = CameraSettings(crop=64)
     a = SampleSource(scenes, settings, seed=7).batch(3, 4)
@@ -175,6 +180,7 @@ def test_prefetcher_yields_every_step_in_order_and_passes_errors():
 
     def broken(step):
         raise ValueError(f"bad scene at {step}")
+
     with pytest.raises(ValueError, match="bad scene at 0"):
         list(Prefetcher(broken, 0, 5))
 

@@ -9,25 +9,30 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numpy_reference import forward_final
 from napari_hdrcnn import image_io
 from napari_hdrcnn.cli import main
 from napari_hdrcnn.weights import load_weights
+from numpy_reference import forward_final
 
 
 def _photo(h, w, seed):
     rng = np.random.default_rng(seed)
     img = (rng.uniform(0, 1, (h, w, 3)) ** 0.4 * 255).astype(np.uint8)
-    img[h // 4: h // 2, w // 4: w // 2] = 255
+    img[h // 4 : h // 2, w // 4 : w // 2] = 255
     return img
 
 
 def test_help_is_instant_and_lists_subcommands():
-    out = subprocess.run([sys.executable, "-m", "napari_hdrcnn.cli", "--help"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "napari_hdrcnn.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and "predict" in out.stdout and "weights" in out.stdout
-    code = ("import sys, napari_hdrcnn.cli as c; c.build_parser(); "
-            "print('tensorflow' in sys.modules)")
+    code = (
+        "import sys, napari_hdrcnn.cli as c; c.build_parser(); print('tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False"
 
@@ -36,13 +41,36 @@ def test_predict_reference_sizing_reproduces_the_numpy_spec(tmp_path, authors_we
     img = _photo(80, 72, seed=0)
     Image.fromarray(img).save(tmp_path / "photo.png")
     out = tmp_path / "out"
-    code = main(["predict", "--params", str(authors_weights_file), "--im_dir",
-                 str(tmp_path / "photo.png"), "--out_dir", str(out), "--width", "64",
-                 "--height", "64", "--gamma", "1.2", "--linearize", "square",
-                 "--exr-dtype", "float32", "--no-progress", "--device", "cpu"])
+    code = main(
+        [
+            "predict",
+            "--params",
+            str(authors_weights_file),
+            "--im_dir",
+            str(tmp_path / "photo.png"),
+            "--out_dir",
+            str(out),
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--gamma",
+            "1.2",
+            "--linearize",
+            "square",
+            "--exr-dtype",
+            "float32",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "000001_in.png", "000001_out.exr", "000001_out.png"]
+        "000001_in.png",
+        "000001_out.exr",
+        "000001_out.png",
+    ]
     hdr = image_io.read_image(out / "000001_out.exr")
     assert hdr.shape == (64, 64, 3) and hdr.dtype == np.float32
     # the same crop + resize as the reference predictor, then the independent implementation
@@ -61,9 +89,27 @@ def test_predict_blend_option_reaches_the_reconstruction(tmp_path, small_weights
     img = _photo(64, 96, seed=3)
     Image.fromarray(img).save(tmp_path / "photo.png")
     out = tmp_path / "out"
-    assert main(["predict", "--params", str(small_weights_file), "--im_dir",
-                 str(tmp_path / "photo.png"), "--out_dir", str(out), "--blend", "per-channel",
-                 "--exr-dtype", "float32", "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--params",
+                str(small_weights_file),
+                "--im_dir",
+                str(tmp_path / "photo.png"),
+                "--out_dir",
+                str(out),
+                "--blend",
+                "per-channel",
+                "--exr-dtype",
+                "float32",
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert "blend per-channel" in capsys.readouterr().err
     expected = reconstruct(img, small_weights_file, blend="per-channel", device="cpu")
     np.testing.assert_allclose(image_io.read_image(out / "000001_out.exr"), expected, rtol=1e-6)
@@ -76,14 +122,30 @@ def test_predict_batch_goes_on_past_a_bad_frame(tmp_path, small_weights_file, ca
     (src / "b.jpg").write_bytes(b"this is not a jpeg")
     Image.fromarray(_photo(40, 33, 2)).save(src / "c.png")
     out = tmp_path / "out"
-    code = main(["predict", "--params", str(small_weights_file), "--im_dir", str(src),
-                 "--out_dir", str(out), "--no-progress"])
+    code = main(
+        [
+            "predict",
+            "--params",
+            str(small_weights_file),
+            "--im_dir",
+            str(src),
+            "--out_dir",
+            str(out),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "b.jpg" in err and "FAILED" in err and "2 of 3 frame(s)" in err
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["000001_in.png", "000001_out.exr", "000001_out.png",
-                     "000003_in.png", "000003_out.exr", "000003_out.png"]
+    assert names == [
+        "000001_in.png",
+        "000001_out.exr",
+        "000001_out.png",
+        "000003_in.png",
+        "000003_out.exr",
+        "000003_out.png",
+    ]
     a = image_io.read_image(out / "000001_out.exr")
     c = image_io.read_image(out / "000003_out.exr")
     assert a.shape == (50, 70, 3) and c.shape == (40, 33, 3)  # native sizing keeps the size
@@ -93,15 +155,25 @@ def test_predict_explains_missing_weights_and_inputs(tmp_path, capsys):
     code = main(["predict", "--im_dir", str(tmp_path), "--out_dir", str(tmp_path / "o")])
     assert code == 2 and "no images found" in capsys.readouterr().err
     Image.fromarray(_photo(32, 32, 0)).save(tmp_path / "p.png")
-    code = main(["predict", "--params", str(tmp_path / "nope.npz"), "--im_dir", str(tmp_path),
-                 "--out_dir", str(tmp_path / "o")])
+    code = main(
+        [
+            "predict",
+            "--params",
+            str(tmp_path / "nope.npz"),
+            "--im_dir",
+            str(tmp_path),
+            "--out_dir",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2 and "nope.npz" in capsys.readouterr().err
     code = main(["predict", "--im_dir", str(tmp_path), "--width", "64"])
     assert code == 2 and "--height" in capsys.readouterr().err
 
 
-def test_weights_cli_install_list_info_export(tmp_path, monkeypatch, authors_weights_file,
-                                              small_weights_file, capsys):
+def test_weights_cli_install_list_info_export(
+    tmp_path, monkeypatch, authors_weights_file, small_weights_file, capsys
+):
     monkeypatch.setenv("HDRCNN_WEIGHTS_DIR", str(tmp_path / "cache"))
     assert main(["weights", "install", "hdrcnn", str(authors_weights_file)]) == 0
     assert main(["weights", "list"]) == 0
@@ -122,20 +194,35 @@ def test_console_script_runs(tmp_path, small_weights_file):
     from pathlib import Path
 
     script = Path(sys.executable).parent / "hdrcnn"  # the console script installed beside python
-    out = subprocess.run([str(script), "predict", "--params", str(small_weights_file), "--im_dir",
-                          str(tmp_path / "p.png"), "--out_dir", str(tmp_path / "o")],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            str(script),
+            "predict",
+            "--params",
+            str(small_weights_file),
+            "--im_dir",
+            str(tmp_path / "p.png"),
+            "--out_dir",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "o" / "000001_out.exr").is_file()
 
 
 def test_temporal_stability_is_printed_for_sequences_not_for_a_folder_of_photos(
-        tmp_path, small_weights_file, capsys):
+    tmp_path, small_weights_file, capsys
+):
     rng = np.random.default_rng(3)
     folder = tmp_path / "photos"
     folder.mkdir()
     for k in range(2):
-        image_io.write_png(folder / f"f_{k:02d}.png", rng.integers(0, 256, (64, 96, 3), dtype=np.uint8))
+        image_io.write_png(
+            folder / f"f_{k:02d}.png", rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+        )
     args = ["predict", "--params", str(small_weights_file), "--no-progress"]
     assert main(args + ["--im_dir", str(folder), "--out_dir", str(tmp_path / "a")]) == 0
     assert "temporal stability" not in capsys.readouterr().err

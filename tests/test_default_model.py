@@ -34,8 +34,9 @@ def test_default_model_restores_highlights_of_the_sample_photo():
     np.testing.assert_allclose(hdr[far], (photo[far] / 255.0) ** 2.2, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name, role", [("default-compr", "jpeg"),
-                                        ("default-compr-regularized", "regularization")])
+@pytest.mark.parametrize(
+    "name, role", [("default-compr", "jpeg"), ("default-compr-regularized", "regularization")]
+)
 def test_variants_ship_with_their_recipe(name, role):
     path = embedded_weights_path(name)
     assert path.is_file() and path.stat().st_size < 8 * 2**20

@@ -16,18 +16,36 @@ import textwrap
 import numpy as np
 import pytest
 
-from test_camera import sunny_scene
 from napari_hdrcnn.cli import main
 from napari_hdrcnn.image_io import write_exr
 from napari_hdrcnn.training.camera import CameraSettings
 from napari_hdrcnn.training.data import SampleSource, scene_from_array
-from napari_hdrcnn.training.distribute import (Cluster, DistributeError, WorkerSampleSource,
-                                               choose_strategy, parse_tf_config,
-                                               per_replica_batch)
+from napari_hdrcnn.training.distribute import (
+    Cluster,
+    DistributeError,
+    WorkerSampleSource,
+    choose_strategy,
+    parse_tf_config,
+    per_replica_batch,
+)
 from napari_hdrcnn.weights import load_weights
+from test_camera import sunny_scene
 
-TINY = ["--width-factor", "0.0625", "--crop", "64", "--batch-size", "4", "--seed", "3",
-        "--no-progress", "--log-every", "1", "--device", "cpu"]
+TINY = [
+    "--width-factor",
+    "0.0625",
+    "--crop",
+    "64",
+    "--batch-size",
+    "4",
+    "--seed",
+    "3",
+    "--no-progress",
+    "--log-every",
+    "1",
+    "--device",
+    "cpu",
+]
 SUBPROCESS_TIMEOUT = 240  # a hang (a worker waiting for a peer forever) fails the test
 
 
@@ -49,21 +67,30 @@ def test_tf_config_workers_and_chief():
     assert parse_tf_config(tf_config(two, "chief", 0, chief=["10.0.0.1:2000"])).is_chief
 
 
-@pytest.mark.parametrize("text, message", [
-    ('{"cluster": {"worker": ["a:1"]}, "task": ', "not valid JSON"),
-    ("[1, 2]", "must be a JSON object"),
-    ('{"task": {"type": "worker", "index": 0}}', "no 'cluster'"),
-    ('{"cluster": {"worker": ["a:1"]}}', "no 'task'"),
-    ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}', "host:port"),
-    ('{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}', "non-empty list"),
-    ('{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker"}}',
-     "'ps' is not supported"),
-    ('{"cluster": {"worker": ["a:1", "a:1"]}, "task": {"type": "worker"}}', "twice"),
-    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
-     "'chief' is not a job"),
-    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}',
-     "index 2 is out of range for the 2 worker"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"cluster": {"worker": ["a:1"]}, "task": ', "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"task": {"type": "worker", "index": 0}}', "no 'cluster'"),
+        ('{"cluster": {"worker": ["a:1"]}}', "no 'task'"),
+        ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}', "host:port"),
+        ('{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}', "non-empty list"),
+        (
+            '{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker"}}',
+            "'ps' is not supported",
+        ),
+        ('{"cluster": {"worker": ["a:1", "a:1"]}, "task": {"type": "worker"}}', "twice"),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+            "'chief' is not a job",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}',
+            "index 2 is out of range for the 2 worker",
+        ),
+    ],
+)
 def test_malformed_tf_config_is_refused_with_the_reason(text, message):
     with pytest.raises(DistributeError, match=message):
         parse_tf_config(text)
@@ -87,8 +114,9 @@ def test_strategy_choice():
 
 def test_the_global_batch_splits_evenly_or_is_refused():
     assert per_replica_batch(8, 2) == 4 and per_replica_batch(4, 4) == 1
-    with pytest.raises(DistributeError, match="--batch-size 6 cannot be split evenly across 4 "
-                                              "replicas"):
+    with pytest.raises(
+        DistributeError, match="--batch-size 6 cannot be split evenly across 4 replicas"
+    ):
         per_replica_batch(6, 4)
 
 
@@ -105,8 +133,18 @@ def test_cli_refuses_multi_worker_without_a_usable_tf_config(tmp_path, monkeypat
     data = tmp_path / "data"
     data.mkdir()
     write_exr(data / "scene.exr", sunny_scene(64, 96, 0))
-    args = ["train", "--data", str(data), "--out", str(tmp_path / "out"), *TINY,
-            "--steps", "1", "--strategy", "multi-worker"]
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        *TINY,
+        "--steps",
+        "1",
+        "--strategy",
+        "multi-worker",
+    ]
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert main(args) == 1
     assert "needs the TF_CONFIG" in capsys.readouterr().err
@@ -128,8 +166,13 @@ def scenes(tmp_path_factory):
 def python(code: str, *args: str, env: dict | None = None) -> subprocess.Popen:
     full_env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     full_env.update(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1", **(env or {}))
-    return subprocess.Popen([sys.executable, "-c", code, *args], env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def finish(processes: list[subprocess.Popen], status: int = 0) -> list[str]:
@@ -175,8 +218,9 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("extra", [
-    [], pytest.param(["--regularization", "coherence"], marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "extra", [[], pytest.param(["--regularization", "coherence"], marks=pytest.mark.slow)]
+)
 def test_mirrored_on_two_devices_trains_like_one_device(scenes, tmp_path, extra):
     out = finish([python(MIRRORED_SCRIPT, str(scenes), str(tmp_path), *TINY, *extra)])[0]
     assert "--batch-size 3 cannot be split evenly across 2 replicas" in out
@@ -192,8 +236,9 @@ def test_mirrored_on_two_devices_trains_like_one_device(scenes, tmp_path, extra)
     # Same samples, each replica half of them, batch norm synchronised, gradients summed:
     # the same step as one device up to the order of float sums.
     np.testing.assert_allclose(losses, log_losses(single), rtol=1e-3)
-    val_losses = [[float(r["val_loss"]) for r in log_rows(run) if r["val_loss"]]
-                  for run in (single, mirrored)]
+    val_losses = [
+        [float(r["val_loss"]) for r in log_rows(run) if r["val_loss"]] for run in (single, mirrored)
+    ]
     np.testing.assert_allclose(*val_losses, rtol=1e-3)  # validation on mirrored variables
     assert (mirrored / "tensorboard").is_dir()
     for a, b in zip(final, load_weights(single / "weights.npz").tensors):
@@ -218,17 +263,31 @@ def run_two_workers(scenes, tmp_path, *extra: str) -> tuple[list[str], list]:
     and writes its final weights to tmp_path/other_weights."""
     workers = [f"localhost:{p}" for p in free_ports(2)]
     outs = [tmp_path / "chief", tmp_path / "other"]
-    processes = [python(WORKER_SCRIPT, "train", "--data", str(scenes), "--out", str(outs[i]),
-                        *TINY, "--strategy", "multi-worker", "--worker-out",
-                        str(tmp_path / "other_weights"), *extra,
-                        env={"TF_CONFIG": tf_config(workers, index=i)})
-                 for i in range(2)]
+    processes = [
+        python(
+            WORKER_SCRIPT,
+            "train",
+            "--data",
+            str(scenes),
+            "--out",
+            str(outs[i]),
+            *TINY,
+            "--strategy",
+            "multi-worker",
+            "--worker-out",
+            str(tmp_path / "other_weights"),
+            *extra,
+            env={"TF_CONFIG": tf_config(workers, index=i)},
+        )
+        for i in range(2)
+    ]
     return finish(processes), outs
 
 
 def test_two_workers_on_localhost_end_with_the_same_weights(scenes, tmp_path):
-    logs, (chief, other) = run_two_workers(scenes, tmp_path, "--steps", "3",
-                                           "--checkpoint-every", "2")
+    logs, (chief, other) = run_two_workers(
+        scenes, tmp_path, "--steps", "3", "--checkpoint-every", "2"
+    )
     assert "2 replicas, 2 samples each of the global batch of 4" in logs[0]
     chief_weights = load_weights(chief / "weights.npz")
     other_weights = load_weights(tmp_path / "other_weights" / "weights.npz")
@@ -237,7 +296,11 @@ def test_two_workers_on_localhost_end_with_the_same_weights(scenes, tmp_path):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     # only the chief writes the run folder
     assert sorted(p.name for p in (chief / "checkpoints").iterdir()) == [
-        "step_000002.adam.npz", "step_000002.npz", "step_000003.adam.npz", "step_000003.npz"]
+        "step_000002.adam.npz",
+        "step_000002.npz",
+        "step_000003.adam.npz",
+        "step_000003.npz",
+    ]
     assert len(log_losses(chief)) == 3 and np.isfinite(log_losses(chief)).all()
     assert not other.exists()
     assert (chief / "tensorboard").is_dir()
@@ -260,17 +323,34 @@ def test_two_workers_resume_from_the_chief_checkpoint_only(scenes, tmp_path):
     for name in ("step_000004.npz", "step_000004.adam.npz"):
         (resumed / "chief" / "checkpoints" / name).unlink()
     workers = [f"localhost:{p}" for p in free_ports(2)]
-    processes = [python(WORKER_SCRIPT, "train", "--resume", str(resumed / name), "--data",
-                        str(scenes), *TINY, "--steps", "4", "--strategy", "multi-worker",
-                        "--worker-out", str(resumed / "other_weights"),
-                        env={"TF_CONFIG": tf_config(workers, index=i)})
-                 for i, name in enumerate(("chief", "other"))]
+    processes = [
+        python(
+            WORKER_SCRIPT,
+            "train",
+            "--resume",
+            str(resumed / name),
+            "--data",
+            str(scenes),
+            *TINY,
+            "--steps",
+            "4",
+            "--strategy",
+            "multi-worker",
+            "--worker-out",
+            str(resumed / "other_weights"),
+            env={"TF_CONFIG": tf_config(workers, index=i)},
+        )
+        for i, name in enumerate(("chief", "other"))
+    ]
     logs = finish(processes)
     assert "starts from the chief's" in logs[1]
     final = load_weights(resumed / "chief" / "weights.npz")
     assert final.metadata["step"] == 4
-    for a, b, c in zip(final.tensors, load_weights(resumed / "other_weights" / "weights.npz")
-                       .tensors, load_weights(straight / "chief" / "weights.npz").tensors):
+    for a, b, c in zip(
+        final.tensors,
+        load_weights(resumed / "other_weights" / "weights.npz").tensors,
+        load_weights(straight / "chief" / "weights.npz").tensors,
+    ):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
         np.testing.assert_allclose(a, c, rtol=1e-3, atol=1e-5)  # as if never interrupted
     assert not (resumed / "other").exists()
@@ -278,16 +358,32 @@ def test_two_workers_resume_from_the_chief_checkpoint_only(scenes, tmp_path):
     # the chief's time limit stops the other worker too, after the same step
     workers = [f"localhost:{p}" for p in free_ports(2)]
     limits = (["--max-minutes", "0.0001"], [])
-    processes = [python(WORKER_SCRIPT, "train", "--data", str(scenes), "--out",
-                        str(tmp_path / f"limited{i}"), *TINY, "--steps", "50",
-                        "--strategy", "multi-worker", "--worker-out",
-                        str(tmp_path / "limited_other"), *limits[i],
-                        env={"TF_CONFIG": tf_config(workers, index=i)})
-                 for i in range(2)]
+    processes = [
+        python(
+            WORKER_SCRIPT,
+            "train",
+            "--data",
+            str(scenes),
+            "--out",
+            str(tmp_path / f"limited{i}"),
+            *TINY,
+            "--steps",
+            "50",
+            "--strategy",
+            "multi-worker",
+            "--worker-out",
+            str(tmp_path / "limited_other"),
+            *limits[i],
+            env={"TF_CONFIG": tf_config(workers, index=i)},
+        )
+        for i in range(2)
+    ]
     logs = finish(processes)
     assert "stopped by another worker" in logs[1]
-    steps = [load_weights(tmp_path / f).metadata["step"]
-             for f in ("limited0/weights.npz", "limited_other/weights.npz")]
+    steps = [
+        load_weights(tmp_path / f).metadata["step"]
+        for f in ("limited0/weights.npz", "limited_other/weights.npz")
+    ]
     assert steps[0] == steps[1] < 50
 
 
@@ -295,11 +391,25 @@ def test_two_workers_resume_from_the_chief_checkpoint_only(scenes, tmp_path):
 def test_workers_with_different_settings_all_stop_with_the_reason(scenes, tmp_path):
     workers = [f"localhost:{p}" for p in free_ports(2)]
     crops = ("64", "32")
-    processes = [python(WORKER_SCRIPT, "train", "--data", str(scenes), "--out",
-                        str(tmp_path / f"out{i}"), *TINY, "--crop", crops[i], "--steps", "2",
-                        "--strategy", "multi-worker",
-                        env={"TF_CONFIG": tf_config(workers, index=i)})
-                 for i in range(2)]
+    processes = [
+        python(
+            WORKER_SCRIPT,
+            "train",
+            "--data",
+            str(scenes),
+            "--out",
+            str(tmp_path / f"out{i}"),
+            *TINY,
+            "--crop",
+            crops[i],
+            "--steps",
+            "2",
+            "--strategy",
+            "multi-worker",
+            env={"TF_CONFIG": tf_config(workers, index=i)},
+        )
+        for i in range(2)
+    ]
     logs = finish(processes, status=1)
     assert "must train with the chief's settings" in logs[0]
     assert "the chief has crop 64 (this worker: 32)" in logs[1]

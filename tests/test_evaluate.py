@@ -23,7 +23,8 @@ from test_metrics import scene
 @pytest.mark.parametrize("clip", [95.0, 97.0])
 def test_camera_clips_the_requested_fraction(clip):
     hdr = scene(96, 128) * np.random.default_rng(0).uniform(0.5, 2.0, (96, 128, 1)).astype(
-        np.float32)
+        np.float32
+    )
     ldr, e = evaluate.camera_ldr(hdr, clip)
     assert ldr.dtype == np.uint8 and ldr.shape == hdr.shape
     white = (ldr.max(axis=-1) == 255).mean()
@@ -50,8 +51,9 @@ def test_jpeg_round_trip_is_deterministic():
 
 def test_ldr_linear_is_gamma_2_2():
     ldr = np.array([[[0, 128, 255]]], np.uint8)
-    np.testing.assert_allclose(evaluate.ldr_linear(ldr)[0, 0], [0, (128 / 255) ** 2.2, 1],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        evaluate.ldr_linear(ldr)[0, 0], [0, (128 / 255) ** 2.2, 1], rtol=1e-6
+    )
     assert evaluate.ldr_linear(ldr.astype(np.uint16) * 257)[0, 0, 2] == pytest.approx(1.0)
 
 
@@ -64,8 +66,11 @@ def test_names_are_sanitised_and_unique():
 
 
 def test_method_labels():
-    assert evaluate.method_labels(["default", "/x/my weights.npz", "/y/my weights.npz"],
-                                  None) == ["default", "my_weights", "my_weights-2"]
+    assert evaluate.method_labels(["default", "/x/my weights.npz", "/y/my weights.npz"], None) == [
+        "default",
+        "my_weights",
+        "my_weights-2",
+    ]
     assert evaluate.method_labels(["a.npz"], ["ours"]) == ["ours"]
     with pytest.raises(evaluate.EvaluationError, match="1 label"):
         evaluate.method_labels(["a.npz", "b.npz"], ["ours"])
@@ -89,8 +94,13 @@ def test_summary_rows_and_worst_difference():
         r = {m: 0.5 for m in metrics.ALL_METRIC_NAMES}
         r.update(image=image, clip="95", jpeg="", method=method, pu21_psnr=psnr)
         return r
-    rows = [row("a", "ldr_linear", 30.0), row("a", "net", 32.0),
-            row("b", "ldr_linear", 25.0), row("b", "net", 23.5)]
+
+    rows = [
+        row("a", "ldr_linear", 30.0),
+        row("a", "net", 32.0),
+        row("b", "ldr_linear", 25.0),
+        row("b", "net", 23.5),
+    ]
     summary = evaluate.summarise(rows, ["ldr_linear", "net"])
     assert [(s["method"], s["n"]) for s in summary] == [("ldr_linear", 2), ("net", 2)]
     assert summary[1]["pu21_psnr"] == pytest.approx(27.75)
@@ -130,8 +140,19 @@ def run_cli(*argv: str) -> int:
 
 def test_cli_end_to_end_on_two_small_scenes(references, small_weights_file, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = run_cli("--reference", references, "--params", small_weights_file, "--label", "net",
-                 "--clip", "95", "97", "--out", out)
+    rc = run_cli(
+        "--reference",
+        references,
+        "--params",
+        small_weights_file,
+        "--label",
+        "net",
+        "--clip",
+        "95",
+        "97",
+        "--out",
+        out,
+    )
     printed = capsys.readouterr().out
     assert rc == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing outside --out
@@ -143,10 +164,24 @@ def test_cli_end_to_end_on_two_small_scenes(references, small_weights_file, tmp_
 
     summary = read_csv(out / "summary.csv")
     assert [(r["method"], r["clip"]) for r in summary] == [
-        ("ldr_linear", "95"), ("net", "95"), ("ldr_linear", "97"), ("net", "97")]
-    for column in ("method", "clip", "pu21_psnr", "pu21_psnr_clipped", "pu21_ssim",
-                   "log_rmse_clipped", "pu21_psnr+CRF", "pu21_psnr_clipped+CRF",
-                   "pu21_ssim+CRF", "log_rmse_clipped+CRF", "pu21_psnr_ci95"):
+        ("ldr_linear", "95"),
+        ("net", "95"),
+        ("ldr_linear", "97"),
+        ("net", "97"),
+    ]
+    for column in (
+        "method",
+        "clip",
+        "pu21_psnr",
+        "pu21_psnr_clipped",
+        "pu21_ssim",
+        "log_rmse_clipped",
+        "pu21_psnr+CRF",
+        "pu21_psnr_clipped+CRF",
+        "pu21_ssim+CRF",
+        "log_rmse_clipped+CRF",
+        "pu21_psnr_ci95",
+    ):
         assert column in summary[0]
     assert all(math.isfinite(float(r["pu21_psnr"])) for r in summary)
 
@@ -167,34 +202,71 @@ def test_cli_end_to_end_on_two_small_scenes(references, small_weights_file, tmp_
     ldr = read_image(out / "inputs" / "second_clip95.png")
     ref = read_image(references / "second.exr")
     direct = metrics.score(evaluate.ldr_linear(ldr), ref, ldr).metrics
-    row = next(r for r in per_image if r["image"] == "second" and r["clip"] == "95"
-               and r["method"] == "ldr_linear")
+    row = next(
+        r
+        for r in per_image
+        if r["image"] == "second" and r["clip"] == "95" and r["method"] == "ldr_linear"
+    )
     for name in metrics.ALL_METRIC_NAMES:
         assert float(row[name]) == pytest.approx(direct[name], abs=2e-6), name
 
     figures = sorted((out / "figures").iterdir())
-    assert [f.name for f in figures] == ["second_clip95.png", "second_clip97.png",
-                                         "synthetic_sun_clip95.png", "synthetic_sun_clip97.png"]
+    assert [f.name for f in figures] == [
+        "second_clip95.png",
+        "second_clip97.png",
+        "synthetic_sun_clip95.png",
+        "synthetic_sun_clip97.png",
+    ]
     sheet = read_image(figures[0])
     assert sheet.ndim == 3 and sheet.shape[0] == 2 * (64 + 14) + 4  # two methods, one row each
     assert sheet.shape[1] == 4 * 96 + 3 * 4  # input | reconstruction | reference | error
 
     # reproducible: a second run writes the same tables, byte for byte
     out2 = tmp_path / "again"
-    assert run_cli("--reference", references, "--params", small_weights_file, "--label", "net",
-                   "--clip", "95", "97", "--no-figures", "--out", out2) == 0
+    assert (
+        run_cli(
+            "--reference",
+            references,
+            "--params",
+            small_weights_file,
+            "--label",
+            "net",
+            "--clip",
+            "95",
+            "97",
+            "--no-figures",
+            "--out",
+            out2,
+        )
+        == 0
+    )
     for name in ("per_image.csv", "summary.csv"):
         assert (out / name).read_bytes() == (out2 / name).read_bytes()
     assert not (out2 / "figures").exists()
 
 
-def test_cli_blend_override_is_used_and_recorded(references, small_weights_file, tmp_path,
-                                                 capsys):
+def test_cli_blend_override_is_used_and_recorded(references, small_weights_file, tmp_path, capsys):
     from napari_hdrcnn.reconstruct import reconstruct
 
     out = tmp_path / "pc"
-    assert run_cli("--reference", references, "--params", small_weights_file, "--label", "net",
-                   "--clip", "95", "--blend", "per-channel", "--no-figures", "--out", out) == 0
+    assert (
+        run_cli(
+            "--reference",
+            references,
+            "--params",
+            small_weights_file,
+            "--label",
+            "net",
+            "--clip",
+            "95",
+            "--blend",
+            "per-channel",
+            "--no-figures",
+            "--out",
+            out,
+        )
+        == 0
+    )
     assert "blend per-channel" in capsys.readouterr().out
     settings = json.loads((out / "settings.json").read_text())
     assert settings["protocol"]["blend_override"] == "per-channel"
@@ -203,15 +275,30 @@ def test_cli_blend_override_is_used_and_recorded(references, small_weights_file,
     ldr = read_image(out / "inputs" / "second_clip95.png")
     pred = reconstruct(ldr, small_weights_file, blend="per-channel", device="cpu")
     direct = metrics.score(pred, read_image(references / "second.exr"), ldr).metrics
-    row = next(r for r in read_csv(out / "per_image.csv")
-               if r["image"] == "second" and r["method"] == "net")
+    row = next(
+        r
+        for r in read_csv(out / "per_image.csv")
+        if r["image"] == "second" and r["method"] == "net"
+    )
     assert float(row["pu21_psnr_clipped"]) == pytest.approx(direct["pu21_psnr_clipped"], abs=2e-6)
 
 
 def test_cli_jpeg_and_given_inputs(references, small_weights_file, tmp_path, capsys):
     out = tmp_path / "jpeg"
-    assert run_cli("--reference", references / "second.exr", "--params", small_weights_file,
-                   "--jpeg", "90", "--no-figures", "--out", out) == 0
+    assert (
+        run_cli(
+            "--reference",
+            references / "second.exr",
+            "--params",
+            small_weights_file,
+            "--jpeg",
+            "90",
+            "--no-figures",
+            "--out",
+            out,
+        )
+        == 0
+    )
     assert (out / "inputs" / "second_clip95_q90.jpg").read_bytes()[:2] == b"\xff\xd8"
     rows = read_csv(out / "per_image.csv")
     assert {r["jpeg"] for r in rows} == {"90"}
@@ -221,8 +308,19 @@ def test_cli_jpeg_and_given_inputs(references, small_weights_file, tmp_path, cap
     given.mkdir()
     shutil.copy(out / "inputs" / "second_clip95_q90.jpg", given / "second.jpg")
     out2 = tmp_path / "given_out"
-    assert run_cli("--reference", references / "second.exr", "--params", small_weights_file,
-                   "--ldr", given, "--out", out2) == 0
+    assert (
+        run_cli(
+            "--reference",
+            references / "second.exr",
+            "--params",
+            small_weights_file,
+            "--ldr",
+            given,
+            "--out",
+            out2,
+        )
+        == 0
+    )
     rows2 = read_csv(out2 / "per_image.csv")
     assert {r["clip"] for r in rows2} == {"given"}
     for a, b in zip(rows, rows2):
@@ -235,22 +333,78 @@ def test_cli_errors_name_the_problem(references, small_weights_file, tmp_path, c
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "photo.png").write_bytes(b"")
-    assert run_cli("--reference", empty, "--params", small_weights_file,
-                   "--out", tmp_path / "o1") == 2
+    assert (
+        run_cli("--reference", empty, "--params", small_weights_file, "--out", tmp_path / "o1") == 2
+    )
     assert "no HDR reference images" in capsys.readouterr().err
-    assert run_cli("--reference", references, "--params", tmp_path / "missing.npz",
-                   "--out", tmp_path / "o2") == 2
+    assert (
+        run_cli(
+            "--reference",
+            references,
+            "--params",
+            tmp_path / "missing.npz",
+            "--out",
+            tmp_path / "o2",
+        )
+        == 2
+    )
     assert "missing.npz" in capsys.readouterr().err
-    assert run_cli("--reference", references, "--params", small_weights_file, "--clip", "100",
-                   "--out", tmp_path / "o3") == 2
+    assert (
+        run_cli(
+            "--reference",
+            references,
+            "--params",
+            small_weights_file,
+            "--clip",
+            "100",
+            "--out",
+            tmp_path / "o3",
+        )
+        == 2
+    )
     assert "clip level 100" in capsys.readouterr().err
-    assert run_cli("--reference", references, "--params", small_weights_file, "--label",
-                   "ldr_linear", "--out", tmp_path / "o4") == 2
+    assert (
+        run_cli(
+            "--reference",
+            references,
+            "--params",
+            small_weights_file,
+            "--label",
+            "ldr_linear",
+            "--out",
+            tmp_path / "o4",
+        )
+        == 2
+    )
     assert "reserved" in capsys.readouterr().err
-    assert run_cli("--reference", references, "--params", small_weights_file, "--ldr",
-                   tmp_path, "--out", tmp_path / "o5") == 2
+    assert (
+        run_cli(
+            "--reference",
+            references,
+            "--params",
+            small_weights_file,
+            "--ldr",
+            tmp_path,
+            "--out",
+            tmp_path / "o5",
+        )
+        == 2
+    )
     assert "no LDR input named" in capsys.readouterr().err
-    assert run_cli("--reference", references, "--params", small_weights_file, "--ldr",
-                   tmp_path, "--jpeg", "90", "--out", tmp_path / "o6") == 2
+    assert (
+        run_cli(
+            "--reference",
+            references,
+            "--params",
+            small_weights_file,
+            "--ldr",
+            tmp_path,
+            "--jpeg",
+            "90",
+            "--out",
+            tmp_path / "o6",
+        )
+        == 2
+    )
     assert "given LDR inputs are used as they are" in capsys.readouterr().err
     assert not any((tmp_path / f"o{k}").exists() for k in (1, 2, 3, 4, 6))

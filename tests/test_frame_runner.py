@@ -54,8 +54,13 @@ def video(tmp_path_factory, clip) -> Path:
 def plain_run(tmp_path_factory, video, small_weights_file):
     """The reference: the video reconstructed by the plain loop in this process."""
     out = tmp_path_factory.mktemp("plain")
-    report = frames.run_sequence(open_frames(video), out, weights=small_weights_file, device="cpu",
-                                 preview_video="preview.mp4")
+    report = frames.run_sequence(
+        open_frames(video),
+        out,
+        weights=small_weights_file,
+        device="cpu",
+        preview_video="preview.mp4",
+    )
     return out, report
 
 
@@ -70,11 +75,11 @@ def cluster():
 # -- without a cluster ----------------------------------------------------------------------------
 def test_plain_run_of_a_video_writes_numbered_exrs_preview_video_and_stability(plain_run, clip):
     out, report = plain_run
-    assert (report.total, report.done, report.skipped, report.failed) == (N_FRAMES, N_FRAMES,
-                                                                          0, [])
+    assert (report.total, report.done, report.skipped, report.failed) == (N_FRAMES, N_FRAMES, 0, [])
     # a video gives only the EXRs (no PNG previews) plus the preview video asked for
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{k:06d}_out.exr" for k in range(1, N_FRAMES + 1)] + ["preview.mp4"])
+        [f"{k:06d}_out.exr" for k in range(1, N_FRAMES + 1)] + ["preview.mp4"]
+    )
     assert report.preview_video == out / "preview.mp4"
     preview = open_frames(out / "preview.mp4")
     assert preview.count == N_FRAMES and preview.size == (W, H)
@@ -96,8 +101,18 @@ def test_resume_skips_frames_whose_outputs_all_exist(tmp_path, small_weights_fil
     for t in range(4):
         Image.fromarray(_clip(t)).save(src / f"shot_{t + 1}.png")
     out = tmp_path / "out"
-    args = ["predict", "--params", str(small_weights_file), "--im_dir", str(src / "shot_%d.png"),
-            "--out_dir", str(out), "--no-progress", "--device", "cpu"]
+    args = [
+        "predict",
+        "--params",
+        str(small_weights_file),
+        "--im_dir",
+        str(src / "shot_%d.png"),
+        "--out_dir",
+        str(out),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     assert "4 of 4 frame(s)" in capsys.readouterr().err
     (out / "000002_in.png").unlink()  # frame 2 is not whole: one of its outputs is missing
@@ -121,8 +136,12 @@ def test_output_spec_and_stale_temp_files(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     assert not spec.is_done(1)  # _out.png missing
     assert frames.OutputSpec(tmp_path, previews=False).is_done(1)
-    for name in (".000001_out.exr.k2j3.tmp", ".000002_in.png.x.tmp", ".notes.txt.a.tmp",
-                 "000003_out.exr.tmp"):
+    for name in (
+        ".000001_out.exr.k2j3.tmp",
+        ".000002_in.png.x.tmp",
+        ".notes.txt.a.tmp",
+        "000003_out.exr.tmp",
+    ):
         (tmp_path / name).write_bytes(b"partial")
     assert frames.remove_stale_temps(tmp_path) == 2
     assert _hidden(tmp_path) == [".notes.txt.a.tmp"]  # not ours: left alone
@@ -131,8 +150,10 @@ def test_output_spec_and_stale_temp_files(tmp_path):
 def test_preview_video_path_stays_in_the_output_folder_unless_absolute(tmp_path):
     assert frames.preview_video_path("p.mp4", tmp_path) == tmp_path / "p.mp4"
     assert frames.preview_video_path("sub/p.mp4", tmp_path) == tmp_path / "sub" / "p.mp4"
-    assert frames.preview_video_path(tmp_path / "x" / "p.mp4", tmp_path / "o") == \
-        tmp_path / "x" / "p.mp4"
+    assert (
+        frames.preview_video_path(tmp_path / "x" / "p.mp4", tmp_path / "o")
+        == tmp_path / "x" / "p.mp4"
+    )
 
 
 def test_video_hint_only_for_weights_without_temporal_regularisation(small_weights_file):
@@ -159,12 +180,14 @@ def test_reconstruct_stack_without_a_client_is_frame_by_frame(clip, small_weight
 
 
 # -- on a cluster of two worker processes ---------------------------------------------------------
-def test_cluster_gives_the_plain_loop_frames_bit_for_bit(cluster, plain_run, video,
-                                                           small_weights_file, tmp_path):
+def test_cluster_gives_the_plain_loop_frames_bit_for_bit(
+    cluster, plain_run, video, small_weights_file, tmp_path
+):
     plain_out, plain_report = plain_run
     out = tmp_path / "out"
-    report = frames.run_sequence(open_frames(video), out, weights=small_weights_file, device="cpu",
-                                 client=cluster)
+    report = frames.run_sequence(
+        open_frames(video), out, weights=small_weights_file, device="cpu", client=cluster
+    )
     assert (report.done, report.failed) == (N_FRAMES, [])
     got, want = _exrs(out), _exrs(plain_out)
     assert list(got) == list(want) and len(got) == N_FRAMES
@@ -174,14 +197,16 @@ def test_cluster_gives_the_plain_loop_frames_bit_for_bit(cluster, plain_run, vid
     assert _hidden(out) == []
 
     # started again: every frame is there already, the figure is the same
-    again = frames.run_sequence(open_frames(video), out, weights=small_weights_file, device="cpu",
-                                client=cluster)
+    again = frames.run_sequence(
+        open_frames(video), out, weights=small_weights_file, device="cpu", client=cluster
+    )
     assert (again.done, again.skipped) == (0, N_FRAMES)
     assert again.stability == plain_report.stability
 
 
-def test_cluster_keeps_a_bounded_number_of_frames_in_flight(cluster, video, small_weights_file,
-                                                             tmp_path):
+def test_cluster_keeps_a_bounded_number_of_frames_in_flight(
+    cluster, video, small_weights_file, tmp_path
+):
     from napari_hdrcnn.dask_runner import cluster_outcomes
 
     pulled = []
@@ -194,9 +219,15 @@ def test_cluster_keeps_a_bounded_number_of_frames_in_flight(cluster, video, smal
     spec = frames.OutputSpec(tmp_path, previews=False)
     in_flight = []
     consumed = 0
-    for outcome in cluster_outcomes(cluster, counted(open_frames(video)),
-                                    load_weights(small_weights_file), "cpu", {}, spec,
-                                    window=3):
+    for outcome in cluster_outcomes(
+        cluster,
+        counted(open_frames(video)),
+        load_weights(small_weights_file),
+        "cpu",
+        {},
+        spec,
+        window=3,
+    ):
         consumed += 1
         in_flight.append(len(pulled) - consumed)
         assert outcome.number == consumed and outcome.status == "done"
@@ -204,39 +235,58 @@ def test_cluster_keeps_a_bounded_number_of_frames_in_flight(cluster, video, smal
     assert consumed == N_FRAMES and max(in_flight) == 3
 
 
-def test_cluster_reports_a_bad_frame_and_writes_the_others(cluster, tmp_path,
-                                                           small_weights_file):
+def test_cluster_reports_a_bad_frame_and_writes_the_others(cluster, tmp_path, small_weights_file):
     src = tmp_path / "shots"
     src.mkdir()
     for t in range(3):
         Image.fromarray(_clip(t)).save(src / f"f{t}.png")
     (src / "f1.png").write_bytes(b"not a png at all")
     out = tmp_path / "out"
-    report = frames.run_sequence(open_frames(src), out, weights=small_weights_file, device="cpu",
-                                 client=cluster)
+    report = frames.run_sequence(
+        open_frames(src), out, weights=small_weights_file, device="cpu", client=cluster
+    )
     assert (report.done, len(report.failed)) == (2, 1)
     name, message = report.failed[0]
     assert name == "f1.png" and "f1.png" in message
     assert sorted(p.name for p in out.iterdir()) == [
-        "000001_in.png", "000001_out.exr", "000001_out.png",
-        "000003_in.png", "000003_out.exr", "000003_out.png"]
+        "000001_in.png",
+        "000001_out.exr",
+        "000001_out.png",
+        "000003_in.png",
+        "000003_out.exr",
+        "000003_out.png",
+    ]
     assert "1 failed frame(s) left out" in report.stability_note
 
 
-def test_reconstruct_stack_on_the_cluster_matches_the_plain_loop(cluster, clip,
-                                                                 small_weights_file):
+def test_reconstruct_stack_on_the_cluster_matches_the_plain_loop(cluster, clip, small_weights_file):
     plain = frames.reconstruct_stack(clip, small_weights_file, device="cpu", scaling=1.1)
-    spread = frames.reconstruct_stack(clip, small_weights_file, client=cluster, device="cpu",
-                                      scaling=1.1)
+    spread = frames.reconstruct_stack(
+        clip, small_weights_file, client=cluster, device="cpu", scaling=1.1
+    )
     assert spread.dtype == np.float32 and np.array_equal(spread, plain)
     with pytest.raises(ValueError, match="gamma must be positive"):
-        frames.reconstruct_stack(clip[:2], small_weights_file, client=cluster, device="cpu",
-                                 gamma=-1.0)
+        frames.reconstruct_stack(
+            clip[:2], small_weights_file, client=cluster, device="cpu", gamma=-1.0
+        )
 
 
 def _cli_on_video(video, weights_file, out: Path, capsys, *extra) -> str:
-    code = main(["predict", "--params", str(weights_file), "--im_dir", str(video), "--out_dir",
-                 str(out), "--no-progress", "--device", "cpu", *extra])
+    code = main(
+        [
+            "predict",
+            "--params",
+            str(weights_file),
+            "--im_dir",
+            str(video),
+            "--out_dir",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
     assert code == 0
     return capsys.readouterr().err
 
@@ -245,12 +295,22 @@ def _stability_line(err: str) -> str:
     return next(line for line in err.splitlines() if line.startswith("temporal stability"))
 
 
-def test_cli_on_a_cluster_writes_the_plain_cli_exrs(cluster, video, small_weights_file,
-                                                     tmp_path, capsys):
+def test_cli_on_a_cluster_writes_the_plain_cli_exrs(
+    cluster, video, small_weights_file, tmp_path, capsys
+):
     plain_err = _cli_on_video(video, small_weights_file, tmp_path / "plain", capsys)
     address = cluster.scheduler.address
-    dask_err = _cli_on_video(video, small_weights_file, tmp_path / "dask", capsys, "--scheduler",
-                             address, "--preview-video", "p.mp4", "--frame-previews")
+    dask_err = _cli_on_video(
+        video,
+        small_weights_file,
+        tmp_path / "dask",
+        capsys,
+        "--scheduler",
+        address,
+        "--preview-video",
+        "p.mp4",
+        "--frame-previews",
+    )
     got, want = _exrs(tmp_path / "dask"), _exrs(tmp_path / "plain")
     assert list(got) == list(want) and len(got) == N_FRAMES
     assert all(np.array_equal(got[n], want[n]) for n in want)
@@ -262,8 +322,9 @@ def test_cli_on_a_cluster_writes_the_plain_cli_exrs(cluster, video, small_weight
 
 
 @pytest.mark.slow  # starts its own local cluster (two more TensorFlow processes)
-def test_cli_with_two_local_workers_writes_the_plain_cli_exrs(video, small_weights_file,
-                                                              tmp_path, capsys):
+def test_cli_with_two_local_workers_writes_the_plain_cli_exrs(
+    video, small_weights_file, tmp_path, capsys
+):
     plain_err = _cli_on_video(video, small_weights_file, tmp_path / "plain", capsys)
     dask_err = _cli_on_video(video, small_weights_file, tmp_path / "dask", capsys, "--workers", "2")
     got, want = _exrs(tmp_path / "dask"), _exrs(tmp_path / "plain")
@@ -274,8 +335,9 @@ def test_cli_with_two_local_workers_writes_the_plain_cli_exrs(video, small_weigh
 
 
 # Last: it kills one of the module cluster's workers (its nanny starts a new one).
-def test_a_killed_worker_loses_no_frame_and_leaves_no_partial_file(cluster, plain_run, video,
-                                                                   small_weights_file, tmp_path):
+def test_a_killed_worker_loses_no_frame_and_leaves_no_partial_file(
+    cluster, plain_run, video, small_weights_file, tmp_path
+):
     victim = sorted(cluster.scheduler_info()["workers"])[0]
 
     def die_while_writing():
@@ -298,11 +360,13 @@ def test_a_killed_worker_loses_no_frame_and_leaves_no_partial_file(cluster, plai
     result = {}
 
     def run():
-        result["report"] = frames.run_sequence(open_frames(video), out, weights=small_weights_file,
-                                               device="cpu", client=cluster)
+        result["report"] = frames.run_sequence(
+            open_frames(video), out, weights=small_weights_file, device="cpu", client=cluster
+        )
 
     thread = threading.Thread(target=run)
     thread.start()
+
     def victim_writing() -> bool:  # the other worker's temp files come and go meanwhile
         for name in _hidden(out) if out.is_dir() else []:
             try:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
 
+from conftest import SHARED_DATA
 from napari_hdrcnn import image_io
 from napari_hdrcnn.image_io import (
     HDR_EXTENSIONS,
@@ -32,8 +32,9 @@ from napari_hdrcnn.image_io import (
 
 CONFORMANCE = SHARED_DATA / "exr-conformance"
 HDR_TRAIN = SHARED_DATA / "hdr" / "train"
-needs_conformance = pytest.mark.skipif(not CONFORMANCE.is_dir(),
-                                       reason="shared OpenEXR conformance files not present")
+needs_conformance = pytest.mark.skipif(
+    not CONFORMANCE.is_dir(), reason="shared OpenEXR conformance files not present"
+)
 needs_hdr_train = pytest.mark.skipif(not HDR_TRAIN.is_dir(), reason="shared HDR files not present")
 
 # file -> (pixels shape, channels used, has alpha, origin of the data window in the display one)
@@ -52,8 +53,9 @@ EXPECTED_EXR = {
     "TestImages_WideFloatRange.exr": ((500, 500), ["G"], False, (0, 0)),
     "TestImages_stripes.exr": ((50, 100, 3), ["R", "G", "B", "A"], True, (0, 0)),
 }
-CONFORMANCE_FILES = sorted(p.name for p in CONFORMANCE.glob("*.exr")) if CONFORMANCE.is_dir() \
-    else []
+CONFORMANCE_FILES = (
+    sorted(p.name for p in CONFORMANCE.glob("*.exr")) if CONFORMANCE.is_dir() else []
+)
 
 
 # -- OpenEXR conformance files ------------------------------------------------------------------
@@ -98,8 +100,9 @@ def test_display_window_differs_from_data_window():
 
 
 @needs_conformance
-@pytest.mark.parametrize("name", ["TestImages_AllHalfValues.exr",
-                                  "TestImages_BrightRingsNanInf.exr"])
+@pytest.mark.parametrize(
+    "name", ["TestImages_AllHalfValues.exr", "TestImages_BrightRingsNanInf.exr"]
+)
 def test_nan_and_inf_are_kept_and_counted(name):
     img = read_exr(CONFORMANCE / name)
     bad = ~np.isfinite(img.pixels)
@@ -116,8 +119,11 @@ def test_all_half_values_are_all_there():
 
 @needs_conformance
 def test_clean_files_have_no_nonfinite():
-    for name in ("Beachball_singlepart.0001.exr", "LuminanceChroma_StarField.exr",
-                 "TestImages_stripes.exr"):
+    for name in (
+        "Beachball_singlepart.0001.exr",
+        "LuminanceChroma_StarField.exr",
+        "TestImages_stripes.exr",
+    ):
         assert read_exr(CONFORMANCE / name).nonfinite == 0
 
 
@@ -133,8 +139,7 @@ def test_wide_float_range_keeps_huge_and_tiny_values():
 
 
 @needs_conformance
-@pytest.mark.parametrize("name", ["Chromaticities_Rec709_YC.exr",
-                                  "LuminanceChroma_StarField.exr"])
+@pytest.mark.parametrize("name", ["Chromaticities_Rec709_YC.exr", "LuminanceChroma_StarField.exr"])
 def test_luminance_chroma_gives_finite_rgb(name):
     import OpenEXR
 
@@ -161,8 +166,9 @@ def test_luminance_chroma_matches_the_rgb_original():
 
 def test_luminance_weights_from_chromaticities():
     rec709 = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
-    np.testing.assert_allclose(image_io._luminance_weights(rec709), (0.2126, 0.7152, 0.0722),
-                               atol=2e-4)
+    np.testing.assert_allclose(
+        image_io._luminance_weights(rec709), (0.2126, 0.7152, 0.0722), atol=2e-4
+    )
     assert image_io._luminance_weights(None) == image_io.REC709_LUMINANCE
     ap1 = (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)  # ACEScg
     w = image_io._luminance_weights(ap1)
@@ -200,11 +206,14 @@ def test_layers_only_file_uses_first_image_layer(tmp_path):
     import OpenEXR
 
     rng = np.random.default_rng(0)
-    planes = {n: rng.random((4, 5)).astype(np.float32)
-              for n in ("diffuse.R", "diffuse.G", "diffuse.B", "depth.Z")}
+    planes = {
+        n: rng.random((4, 5)).astype(np.float32)
+        for n in ("diffuse.R", "diffuse.G", "diffuse.B", "depth.Z")
+    }
     path = tmp_path / "layers.exr"
-    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
-                 dict(planes)).write(str(path))  # the binding turns the dict's values to Channels
+    OpenEXR.File(
+        {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, dict(planes)
+    ).write(str(path))  # the binding turns the dict's values to Channels
     img = read_exr(path)
     assert img.channels == ["diffuse.R", "diffuse.G", "diffuse.B"]
     np.testing.assert_array_equal(img.pixels[..., 1], planes["diffuse.G"])
@@ -219,7 +228,8 @@ def test_rgb_is_preferred_over_y_and_two_of_rgb_fill_with_zeros(tmp_path):
     ones = np.ones((3, 4), np.float32)
     base = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     OpenEXR.File(dict(base), {"R": ones, "G": 2 * ones, "B": 3 * ones, "Y": 9 * ones}).write(
-        str(tmp_path / "rgby.exr"))
+        str(tmp_path / "rgby.exr")
+    )
     assert read_exr(tmp_path / "rgby.exr").channels == ["R", "G", "B"]
     OpenEXR.File(dict(base), {"R": ones, "B": 3 * ones}).write(str(tmp_path / "rb.exr"))
     rb = read_exr(tmp_path / "rb.exr")
@@ -230,8 +240,11 @@ def test_rgb_is_preferred_over_y_and_two_of_rgb_fill_with_zeros(tmp_path):
 def test_multipart_file(tmp_path):
     import OpenEXR
 
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage,
-              "displayWindow": ((0, 0), (5, 4))}
+    header = {
+        "compression": OpenEXR.ZIP_COMPRESSION,
+        "type": OpenEXR.scanlineimage,
+        "displayWindow": ((0, 0), (5, 4)),
+    }
     rgb = {c: np.full((3, 4), v, np.float32) for c, v in zip("RGB", (1, 2, 3))}
     beauty = OpenEXR.Part(dict(header), rgb, "beauty")
     depth = OpenEXR.Part(dict(header), {"Z": np.full((5, 6), 7, np.float32)}, "depth")
@@ -261,7 +274,7 @@ def test_text_file_named_exr(tmp_path):
 def test_truncated_exr(tmp_path, fraction):
     data = (CONFORMANCE / "TestImages_BrightRingsNanInf.exr").read_bytes()
     path = tmp_path / "cut.exr"
-    path.write_bytes(data[:int(len(data) * fraction)])
+    path.write_bytes(data[: int(len(data) * fraction)])
     with pytest.raises(ImageReadError, match=r"cut\.exr.*(truncated|corrupt|cannot read)"):
         read_image(path)
 
@@ -297,9 +310,15 @@ def test_exr_round_trip(tmp_path, shape, dtype):
     else:
         np.testing.assert_array_equal(img.pixels, expected)  # exact: half rounding is fixed
     if dtype == "half":
-        np.testing.assert_allclose(img.pixels, x[..., :3] if x.ndim == 3 and x.shape[2] == 4
-                                   else np.squeeze(x, -1) if x.ndim == 3 and x.shape[2] == 1
-                                   else x, rtol=2 ** -11)
+        np.testing.assert_allclose(
+            img.pixels,
+            x[..., :3]
+            if x.ndim == 3 and x.shape[2] == 4
+            else np.squeeze(x, -1)
+            if x.ndim == 3 and x.shape[2] == 1
+            else x,
+            rtol=2**-11,
+        )
     kinds = {c["name"] for c in img.header["channels"]}
     assert kinds == set(img.channels)
     assert img.header["compression"] == "zip"
@@ -311,8 +330,9 @@ def test_exr_float32_keeps_values_beyond_half(tmp_path):
     np.testing.assert_array_equal(read_exr(tmp_path / "f.exr").pixels, x)
 
 
-@pytest.mark.parametrize("compression", ["none", "rle", "zips", "zip", "piz", "pxr24", "b44",
-                                         "b44a", "dwaa", "dwab"])
+@pytest.mark.parametrize(
+    "compression", ["none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab"]
+)
 def test_exr_compressions(tmp_path, compression):
     yy, xx = np.mgrid[0:24, 0:40].astype(np.float32)
     x = np.stack([xx / 40, yy / 24, 0.5 + 0 * xx], -1) * 4  # smooth: lossy codecs stay close
@@ -352,12 +372,20 @@ def test_unknown_compression_and_bad_arguments(tmp_path):
 
 def test_exr_header_round_trip(tmp_path):
     header = {
-        "owner": "napari-hdrcnn tests", "comments": "é ünïcode", "frame": 12, "scale": 1.5,
-        "flag": True, "views": ["left", "right"], "offset": [3, -4], "centre": (0.5, 0.25),
+        "owner": "napari-hdrcnn tests",
+        "comments": "é ünïcode",
+        "frame": 12,
+        "scale": 1.5,
+        "flag": True,
+        "views": ["left", "right"],
+        "offset": [3, -4],
+        "centre": (0.5, 0.25),
         "axis": [1.0, 0.0, 2.0],
         "chromaticities": [0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290],
-        "worldToCamera": np.eye(4).tolist(), "envmap": "latlong",
-        "channels": "ignored: describes the pixels", "dataWindow": [[0, 0], [99, 99]],
+        "worldToCamera": np.eye(4).tolist(),
+        "envmap": "latlong",
+        "channels": "ignored: describes the pixels",
+        "dataWindow": [[0, 0], [99, 99]],
     }
     path = tmp_path / "h.exr"
     with warnings.catch_warnings():
@@ -365,8 +393,11 @@ def test_exr_header_round_trip(tmp_path):
         write_exr(path, np.ones((3, 4, 3), np.float32), header=header)
     got = read_exr(path).header
     for key in ("owner", "comments", "frame", "views", "offset", "centre", "axis"):
-        assert got[key] == list(header[key]) if isinstance(header[key], tuple) \
-            else got[key] == header[key], key
+        assert (
+            got[key] == list(header[key])
+            if isinstance(header[key], tuple)
+            else got[key] == header[key]
+        ), key
     assert got["scale"] == 1.5 and got["flag"] == 1
     np.testing.assert_allclose(got["chromaticities"], header["chromaticities"], rtol=1e-7)
     np.testing.assert_array_equal(got["worldToCamera"], np.eye(4))
@@ -377,14 +408,30 @@ def test_exr_header_round_trip(tmp_path):
 
 def test_unwritable_header_entries_warn_and_are_skipped(tmp_path):
     path = tmp_path / "h.exr"
-    header = {"ok": "yes", "none": None, "nested": {"a": 1}, "huge": 2 ** 40, "empty": [],
-              "mixed": ["a", 1], "long": list(range(7)), "framesPerSecond": "24/1",
-              "envmap": "sphere"}
+    header = {
+        "ok": "yes",
+        "none": None,
+        "nested": {"a": 1},
+        "huge": 2**40,
+        "empty": [],
+        "mixed": ["a", 1],
+        "long": list(range(7)),
+        "framesPerSecond": "24/1",
+        "envmap": "sphere",
+    }
     with pytest.warns(UserWarning) as record:
         write_exr(path, np.ones((2, 2), np.float32), header=header)
     skipped = {k for k in header if any(repr(k) in str(w.message) for w in record)}
-    assert skipped == {"none", "nested", "huge", "empty", "mixed", "long", "framesPerSecond",
-                       "envmap"}
+    assert skipped == {
+        "none",
+        "nested",
+        "huge",
+        "empty",
+        "mixed",
+        "long",
+        "framesPerSecond",
+        "envmap",
+    }
     got = read_exr(path).header
     assert got["ok"] == "yes" and not skipped & set(got)
 
@@ -526,12 +573,19 @@ def _scanline(row: np.ndarray, style: str) -> bytes:
             x += n
         return bytes(out)
     return bytes([2, 2, w >> 8, w & 255]) + b"".join(
-        _rle_component(row[:, c].tobytes()) for c in range(4))
+        _rle_component(row[:, c].tobytes()) for c in range(4)
+    )
 
 
 def _write_hdr(path, scanlines: np.ndarray, styles, resolution: str, extra: str = "") -> None:
-    lines = ["#?RADIANCE", "# test file", "FORMAT=32-bit_rle_rgbe", *extra.splitlines(), "",
-             resolution]
+    lines = [
+        "#?RADIANCE",
+        "# test file",
+        "FORMAT=32-bit_rle_rgbe",
+        *extra.splitlines(),
+        "",
+        resolution,
+    ]
     head = "\n".join(lines).encode() + b"\n"
     body = b"".join(_scanline(line, style) for line, style in zip(scanlines, styles))
     Path(path).write_bytes(head + body)
@@ -540,8 +594,7 @@ def _write_hdr(path, scanlines: np.ndarray, styles, resolution: str, extra: str 
 @pytest.mark.parametrize("style", ["rle", "flat", "old", "mixed"])
 def test_radiance_scanline_styles(tmp_path, style):
     rgbe = _random_rgbe(9, 40)
-    styles = [("rle", "flat", "old")[i % 3] for i in range(9)] if style == "mixed" \
-        else [style] * 9
+    styles = [("rle", "flat", "old")[i % 3] for i in range(9)] if style == "mixed" else [style] * 9
     path = tmp_path / "s.hdr"
     _write_hdr(path, rgbe, styles, "-Y 9 +X 40")
     got = read_radiance(path)
@@ -556,8 +609,9 @@ def test_radiance_narrow_image_is_flat(tmp_path):
     np.testing.assert_array_equal(read_radiance(tmp_path / "n.hdr"), _rgbe_reference(rgbe))
 
 
-@pytest.mark.parametrize("resolution", ["-Y 8 +X 10", "+Y 8 +X 10", "-Y 8 -X 10", "+X 10 -Y 8",
-                                        "-X 10 +Y 8"])
+@pytest.mark.parametrize(
+    "resolution", ["-Y 8 +X 10", "+Y 8 +X 10", "-Y 8 -X 10", "+X 10 -Y 8", "-X 10 +Y 8"]
+)
 def test_radiance_orientations(tmp_path, resolution):
     image = _random_rgbe(8, 10, seed=3)  # what the viewer should see, top row first
     stored = image
@@ -573,8 +627,7 @@ def test_radiance_orientations(tmp_path, resolution):
             stored = stored[::-1]
         if axes[1] == "-X":
             stored = stored[:, ::-1]
-    _write_hdr(tmp_path / "o.hdr", np.ascontiguousarray(stored), ["rle"] * len(stored),
-               resolution)
+    _write_hdr(tmp_path / "o.hdr", np.ascontiguousarray(stored), ["rle"] * len(stored), resolution)
     np.testing.assert_array_equal(read_radiance(tmp_path / "o.hdr"), _rgbe_reference(image))
 
 
@@ -583,28 +636,36 @@ def test_radiance_exposure(tmp_path):
     _write_hdr(tmp_path / "e.hdr", rgbe, ["rle"] * 4, "-Y 4 +X 12", extra="EXPOSURE=2\nEXPOSURE=4")
     plain = read_radiance(tmp_path / "e.hdr")
     np.testing.assert_array_equal(plain, _rgbe_reference(rgbe))  # not applied by default
-    np.testing.assert_allclose(read_radiance(tmp_path / "e.hdr", apply_exposure=True),
-                               plain / 8, rtol=1e-7)
+    np.testing.assert_allclose(
+        read_radiance(tmp_path / "e.hdr", apply_exposure=True), plain / 8, rtol=1e-7
+    )
 
 
 def test_radiance_bad_exposure_is_ignored(tmp_path):
     rgbe = _random_rgbe(2, 12)
-    _write_hdr(tmp_path / "x.hdr", rgbe, ["rle"] * 2, "-Y 2 +X 12", extra="EXPOSURE=0\nEXPOSURE=oops")
+    _write_hdr(
+        tmp_path / "x.hdr", rgbe, ["rle"] * 2, "-Y 2 +X 12", extra="EXPOSURE=0\nEXPOSURE=oops"
+    )
     with pytest.warns(UserWarning) as record:
         got = read_radiance(tmp_path / "x.hdr", apply_exposure=True)
     assert sorted(str(w.message).split(": ")[-1] for w in record) == [
-        "EXPOSURE='0' ignored", "EXPOSURE='oops' ignored"]
+        "EXPOSURE='0' ignored",
+        "EXPOSURE='oops' ignored",
+    ]
     np.testing.assert_array_equal(got, _rgbe_reference(rgbe))
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: d[: len(d) - 30], "truncated"),
-    (lambda d: b"P6\n" + d, "not a Radiance file"),
-    (lambda d: d.replace(b"-Y 8 +X 16", b"-Y 8 +Y 16"), "bad Radiance resolution"),
-    (lambda d: d.replace(b"-Y 8 +X 16", b"-Y 99999 +X 99999"), "too large"),
-    (lambda d: d.replace(b"32-bit_rle_rgbe", b"32-bit_rle_xyze"), "xyze"),
-    (lambda d: d.replace(b"\n\n", b"\n"), "no end"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: d[: len(d) - 30], "truncated"),
+        (lambda d: b"P6\n" + d, "not a Radiance file"),
+        (lambda d: d.replace(b"-Y 8 +X 16", b"-Y 8 +Y 16"), "bad Radiance resolution"),
+        (lambda d: d.replace(b"-Y 8 +X 16", b"-Y 99999 +X 99999"), "too large"),
+        (lambda d: d.replace(b"32-bit_rle_rgbe", b"32-bit_rle_xyze"), "xyze"),
+        (lambda d: d.replace(b"\n\n", b"\n"), "no end"),
+    ],
+)
 def test_broken_radiance_files(tmp_path, damage, message):
     _write_hdr(tmp_path / "ok.hdr", _random_rgbe(8, 16), ["rle"] * 8, "-Y 8 +X 16")
     path = tmp_path / "bad.hdr"
@@ -629,7 +690,7 @@ def test_radiance_matches_opencv():
     for path in files:
         ours = read_radiance(path)
         ref = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR)[..., ::-1]
-        assert ours.shape == ref.shape == (512, 1024, 3)
+        assert ours.shape == ref.shape and ours.shape[2] == 3, path.name
         np.testing.assert_allclose(ours, ref, rtol=1e-7, atol=0, err_msg=path.name)
 
 
@@ -692,7 +753,7 @@ def test_png_writes_only_integer_pixels(tmp_path):
 def test_16bit_png_from_other_writers_stays_16bit(tmp_path):
     from PIL import Image
 
-    grey = (np.arange(30, dtype=np.uint16).reshape(5, 6) * 2000)
+    grey = np.arange(30, dtype=np.uint16).reshape(5, 6) * 2000
     Image.fromarray(grey).save(tmp_path / "g.png")  # Pillow's own 16-bit grey
     got = read_image(tmp_path / "g.png")
     assert got.dtype == np.uint16
@@ -715,13 +776,18 @@ def _png16_with_filters(path, arr, filters):
     pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - ul)
     paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, ul))
     predictors = [0 * raw, left, up, (left + up) // 2, paeth]
-    rows = b"".join(bytes([f]) + ((raw[y] - predictors[f][y]) % 256).astype(np.uint8).tobytes()
-                    for y, f in enumerate(filters))
+    rows = b"".join(
+        bytes([f]) + ((raw[y] - predictors[f][y]) % 256).astype(np.uint8).tobytes()
+        for y, f in enumerate(filters)
+    )
     colour = {2: 4, 3: 2, 4: 6}[c]
     ihdr = struct.pack(">IIBBBBB", w, h, 16, colour, 0, 0, 0)
-    Path(path).write_bytes(image_io.PNG_SIGNATURE + image_io._png_chunk(b"IHDR", ihdr)
-                           + image_io._png_chunk(b"IDAT", zlib.compress(rows))
-                           + image_io._png_chunk(b"IEND", b""))
+    Path(path).write_bytes(
+        image_io.PNG_SIGNATURE
+        + image_io._png_chunk(b"IHDR", ihdr)
+        + image_io._png_chunk(b"IDAT", zlib.compress(rows))
+        + image_io._png_chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("channels", [2, 3, 4])
@@ -766,8 +832,9 @@ def test_tiff_keeps_16bit_and_layout(tmp_path):
 
     rgb = np.random.default_rng(3).integers(0, 65536, (6, 7, 3)).astype(np.uint16)
     tifffile.imwrite(tmp_path / "c.tif", rgb, photometric="rgb")
-    tifffile.imwrite(tmp_path / "p.tiff", np.moveaxis(rgb, -1, 0), photometric="rgb",
-                     planarconfig="separate")
+    tifffile.imwrite(
+        tmp_path / "p.tiff", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate"
+    )
     tifffile.imwrite(tmp_path / "g.tif", rgb[..., 0])
     for name in ("c.tif", "p.tiff"):
         got = read_image(tmp_path / name)
@@ -779,7 +846,7 @@ def test_tiff_keeps_16bit_and_layout(tmp_path):
 def test_palette_tiff_becomes_rgb(tmp_path):
     import tifffile
 
-    idx = (np.arange(20, dtype=np.uint8).reshape(4, 5) % 4)
+    idx = np.arange(20, dtype=np.uint8).reshape(4, 5) % 4
     cmap = np.zeros((3, 256), np.uint16)
     cmap[:, :4] = np.array([[0, 65535, 0, 0], [0, 0, 65535, 0], [0, 0, 0, 65535]])
     tifffile.imwrite(tmp_path / "pal.tif", idx, photometric="palette", colormap=cmap)

@@ -43,13 +43,15 @@ def test_blend_loss_mask_adds_the_pixels_the_inference_blend_takes_from_the_netw
     # an input at 0.975 (display) is a target of 0.975^2.2 = 0.946 under a gamma-2.2 camera:
     # the target mask gives it no weight, the blend takes half of its output from the network
     x = np.array([0.5, 0.975, 1.0, 1.0], np.float32)[None, :, None, None] * np.ones(3)
-    y = np.array([0.5 ** 2.2, 0.975 ** 2.2, 1.0, 3.0], np.float32)[None, :, None, None]
+    y = np.array([0.5**2.2, 0.975**2.2, 1.0, 3.0], np.float32)[None, :, None, None]
     y = y * np.ones(3)
     x, y = tf.constant(x, tf.float32), tf.constant(y, tf.float32)
-    np.testing.assert_allclose(loss_mask("target", y, x).numpy()[0, :, 0, 0], [0, 0, 1, 1],
-                               atol=1e-5)
-    np.testing.assert_allclose(loss_mask("blend", y, x).numpy()[0, :, 0, 0], [0, 0.5, 1, 1],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        loss_mask("target", y, x).numpy()[0, :, 0, 0], [0, 0, 1, 1], atol=1e-5
+    )
+    np.testing.assert_allclose(
+        loss_mask("blend", y, x).numpy()[0, :, 0, 0], [0, 0.5, 1, 1], atol=1e-5
+    )
     with pytest.raises(ValueError, match="needs the input"):
         loss_mask("blend", y)
     with pytest.raises(ValueError, match="unknown loss mask"):
@@ -89,7 +91,7 @@ def test_illuminance_reflectance_matches_numpy():
 
     def ill(v):  # zero-padded 'SAME' convolution as the authors' tf.nn.conv2d
         lum = v @ np.array([0.213, 0.715, 0.072])
-        return np.stack([ndimage.convolve(l, k, mode="constant") for l in lum])[..., None]
+        return np.stack([ndimage.convolve(plane, k, mode="constant") for plane in lum])[..., None]
 
     mask = np.clip((y.max(-1, keepdims=True) - 0.95) / 0.05, 0, 1)
     ip, it = ill(y_log), ill(t)
@@ -112,8 +114,8 @@ def test_identity_warp_is_exact_and_a_shift_moves_content_left():
     ident = np.tile(IDENTITY_TRANSFORM, (2, 1))
     np.testing.assert_array_equal(warp(img, ident).numpy(), img)
     np.testing.assert_allclose(
-        np.tile(affine_transform((16, 20), 0, 0, 0, 1, 0), (1, 1))[0], IDENTITY_TRANSFORM,
-        atol=1e-6)
+        np.tile(affine_transform((16, 20), 0, 0, 0, 1, 0), (1, 1))[0], IDENTITY_TRANSFORM, atol=1e-6
+    )
     shift = np.tile(affine_transform((16, 20), 1.0, 0.0, 0.0, 1.0, 0.0), (2, 1))
     np.testing.assert_allclose(warp(img, shift).numpy()[:, :, :-1], img[:, :, 1:], atol=1e-6)
 
@@ -123,11 +125,14 @@ def test_random_transforms_are_small_and_deterministic():
     b = random_transforms(np.random.default_rng(5), 8, (64, 64), 1.0)
     np.testing.assert_array_equal(a, b)
     assert a.shape == (8, 8)
-    np.testing.assert_allclose(a[:, [0, 4]], 1.0, atol=0.06)   # zoom 3 %, tiny rotation
+    np.testing.assert_allclose(a[:, [0, 4]], 1.0, atol=0.06)  # zoom 3 %, tiny rotation
     np.testing.assert_allclose(a[:, [1, 3]], 0.0, atol=0.05)
-    assert np.abs(a[:, [2, 5]]).max() < 6.0                      # +-2 px plus centre terms
-    np.testing.assert_allclose(random_transforms(np.random.default_rng(5), 4, (64, 64), 0.0),
-                               np.tile(IDENTITY_TRANSFORM, (4, 1)), atol=1e-6)
+    assert np.abs(a[:, [2, 5]]).max() < 6.0  # +-2 px plus centre terms
+    np.testing.assert_allclose(
+        random_transforms(np.random.default_rng(5), 4, (64, 64), 0.0),
+        np.tile(IDENTITY_TRANSFORM, (4, 1)),
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("kind", ["coherence", "sparse-jacobian"])
@@ -137,15 +142,15 @@ def test_regularization_is_zero_for_identity_and_positive_for_a_motion(kind):
     rng = np.random.default_rng(6)
     x = rng.random((2, 64, 64, 3)).astype(np.float32)
     x[:, 20:40, 20:40] = 1.0
-    y = (x ** 2.2 * np.where(x >= 1.0, 4.0, 1.0)).astype(np.float32)
+    y = (x**2.2 * np.where(x >= 1.0, 4.0, 1.0)).astype(np.float32)
     ident = np.tile(IDENTITY_TRANSFORM, (2, 1))
     y_log = model.log_prediction(x, training=True)
     moved = model.log_prediction(warp(x, ident), training=True)
     assert float(regularization_term(kind, y_log, moved, y, ident)) == 0.0
     motion = random_transforms(np.random.default_rng(7), 2, (64, 64), 3.0)
-    moved = model.log_prediction(warp(x, motion) + 0.02 * rng.standard_normal(x.shape,
-                                                                             np.float32),
-                                 training=True)
+    moved = model.log_prediction(
+        warp(x, motion) + 0.02 * rng.standard_normal(x.shape, np.float32), training=True
+    )
     assert float(regularization_term(kind, y_log, moved, y, motion)) > 1e-6
 
 

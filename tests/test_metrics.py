@@ -20,7 +20,8 @@ def scene(h: int = 64, w: int = 96, seed: int = 0) -> np.ndarray:
     sun = 200.0 * np.exp(-((yy - h / 3) ** 2 + (xx - 2 * w / 3) ** 2) / 40.0)[..., None]
     noise = rng.uniform(0.95, 1.05, (h, w, 3)).astype(np.float32)
     return (base * texture * noise + sun * np.array([1.0, 0.95, 0.8], np.float32)).astype(
-        np.float32)
+        np.float32
+    )
 
 
 def camera(hdr: np.ndarray, clip: float = 95.0) -> np.ndarray:
@@ -29,11 +30,12 @@ def camera(hdr: np.ndarray, clip: float = 95.0) -> np.ndarray:
 
 
 # -- PU21 ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("luminance, expected", [
-    (0.01, 0.3722), (1.0, 36.5439), (100.0, 256.3839), (1000.0, 420.0969), (10000.0, 595.3939)])
+@pytest.mark.parametrize(
+    "luminance, expected",
+    [(0.01, 0.3722), (1.0, 36.5439), (100.0, 256.3839), (1000.0, 420.0969), (10000.0, 595.3939)],
+)
 def test_pu21_check_values(luminance, expected):
-    assert float(metrics.pu21_encode(np.array([luminance]))[0]) == pytest.approx(expected,
-                                                                                   abs=5e-5)
+    assert float(metrics.pu21_encode(np.array([luminance]))[0]) == pytest.approx(expected, abs=5e-5)
     # float32 images are encoded in float32: close enough for any PSNR digit
     v32 = metrics.pu21_encode(np.array([luminance], np.float32))
     assert v32.dtype == np.float32
@@ -55,7 +57,7 @@ def test_pq_round_trip():
 
 
 def test_psnr_peak_is_256():
-    assert metrics.psnr_from_mse(256.0 ** 2) == pytest.approx(0.0)
+    assert metrics.psnr_from_mse(256.0**2) == pytest.approx(0.0)
     assert metrics.psnr_from_mse(0.0) == math.inf
 
 
@@ -160,7 +162,7 @@ def test_crf_correction_undoes_a_tone_curve_and_colour_cast():
     ref = scene()
     ldr = camera(ref)
     # a smooth tone curve (compressive, as a tone mapper) and a warm colour cast
-    distorted = (ref ** 0.6 * np.array([1.15, 1.0, 0.8], np.float32)).astype(np.float32)
+    distorted = (ref**0.6 * np.array([1.15, 1.0, 0.8], np.float32)).astype(np.float32)
     m = metrics.score(distorted, ref, ldr).metrics
     assert m["pu21_psnr+CRF"] > m["pu21_psnr"] + 10.0
     assert m["pu21_psnr+CRF"] > 40.0
@@ -177,7 +179,7 @@ def test_crf_correction_of_the_reference_itself_is_nearly_identity():
 def test_polynomial_fit_recovers_a_cubic_and_ridge_pulls_to_identity():
     rng = np.random.default_rng(1)
     x = rng.uniform(0.1, 0.9, (5000, 1))
-    y = 0.3 * x ** 3 - 0.2 * x ** 2 + 0.9 * x + 0.05
+    y = 0.3 * x**3 - 0.2 * x**2 + 0.9 * x + 0.05
     w = metrics.fit_polynomial(x, y, lam=0.0)
     np.testing.assert_allclose(w[:, 0], [0.3, -0.2, 0.9, 0.05], atol=1e-8)
     # with a huge penalty the fit is the identity map whatever the data
@@ -215,7 +217,7 @@ def test_temporal_stability_of_a_static_scene():
 
 
 def test_temporal_stability_relative_to_a_moving_reference():
-    frames = np.stack([scene() * np.float32(1.05 ** k) for k in range(6)])  # a slow fade
+    frames = np.stack([scene() * np.float32(1.05**k) for k in range(6)])  # a slow fade
     same = metrics.temporal_stability(frames * 3.0, frames)
     assert same.comparison_change == pytest.approx(np.log2(1.05), rel=1e-3)
     assert same.ratio == pytest.approx(1.0, rel=1e-5)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import random_tensors
-from numpy_reference import forward_final, forward_log
 from napari_hdrcnn.architecture import macs_per_pixel, parameter_count
 from napari_hdrcnn.reconstruct import Reconstructor
 from napari_hdrcnn.weights import load_weights
+from numpy_reference import forward_final, forward_log
 
 
 def test_parameter_and_mac_counts_match_the_spec():

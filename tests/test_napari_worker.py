@@ -44,8 +44,9 @@ def test_progress_per_tile_and_one_result_per_frame(process, small_weights_file)
     np.testing.assert_array_equal(frames, sent)
 
 
-def test_the_process_stays_warm_and_reports_errors_as_messages(process, small_weights_file,
-                                                               tmp_path):
+def test_the_process_stays_warm_and_reports_errors_as_messages(
+    process, small_weights_file, tmp_path
+):
     pid = process.pid
     image = np.zeros((1, 40, 40), np.uint8)
     broken = tmp_path / "broken.npz"

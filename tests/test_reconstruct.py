@@ -51,7 +51,7 @@ def test_square_linearisation_is_x_squared(small, clipped_photo):
     r = small.run(clipped_photo, linearize="square")
     x = clipped_photo.astype(np.float64) / 255
     far = r.mask == 0
-    np.testing.assert_allclose(r.hdr[far], (x ** 2)[far], rtol=1e-5)
+    np.testing.assert_allclose(r.hdr[far], (x**2)[far], rtol=1e-5)
 
 
 def network_output(small, x):
@@ -64,7 +64,7 @@ def test_gamma_one_is_the_plain_blend(small, clipped_photo):
     r = small.run(clipped_photo, gamma=1.0, linearize="square")
     x = clipped_photo.astype(np.float32) / 255
     alpha = np.clip((x.max(-1, keepdims=True) - 0.95) / 0.05, 0, 1)
-    expected = (1 - alpha) * x ** 2 + alpha * network_output(small, x)
+    expected = (1 - alpha) * x**2 + alpha * network_output(small, x)
     np.testing.assert_allclose(r.hdr, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -75,7 +75,7 @@ def test_per_channel_blend_keeps_the_channels_that_did_not_clip(small, clipped_p
     x = img.astype(np.float32) / 255
     network = network_output(small, x)
     alpha = np.clip((x - 0.95) / 0.05, 0, 1)  # one per channel
-    np.testing.assert_allclose(r.hdr, (1 - alpha) * x ** 2 + alpha * network, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r.hdr, (1 - alpha) * x**2 + alpha * network, rtol=1e-5, atol=1e-6)
     patch = r.hdr[:20, :30]
     np.testing.assert_allclose(patch[..., 0], (120 / 255) ** 2, rtol=1e-6)  # measured, kept
     np.testing.assert_allclose(patch[..., 2], network[:20, :30, 2], rtol=1e-5)  # clipped
@@ -133,8 +133,13 @@ def test_cancel_stops_between_tiles(small, clipped_photo):
         return len(seen) >= 2
 
     with pytest.raises(ReconstructionCancelled):
-        small.run(np.tile(clipped_photo, (3, 3, 1)), tile=64, overlap=0,
-                  progress=lambda d, t: seen.append(d), cancelled=cancelled)
+        small.run(
+            np.tile(clipped_photo, (3, 3, 1)),
+            tile=64,
+            overlap=0,
+            progress=lambda d, t: seen.append(d),
+            cancelled=cancelled,
+        )
     assert len(seen) == 2
 
 
@@ -153,13 +158,16 @@ def test_input_kinds(small, clipped_photo):
     np.testing.assert_allclose(rf.hdr, r8.hdr, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("bad,match", [
-    (np.zeros((4, 4, 5), np.uint8), "shape"),
-    (np.zeros((4, 4, 3), np.int32), "integer"),
-    (np.full((4, 4, 3), 3.0, np.float32), "already HDR"),
-    (np.full((4, 4, 3), np.nan, np.float32), "NaN"),
-    (np.zeros((4, 4, 3), bool), "pixel type"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (np.zeros((4, 4, 5), np.uint8), "shape"),
+        (np.zeros((4, 4, 3), np.int32), "integer"),
+        (np.full((4, 4, 3), 3.0, np.float32), "already HDR"),
+        (np.full((4, 4, 3), np.nan, np.float32), "NaN"),
+        (np.zeros((4, 4, 3), bool), "pixel type"),
+    ],
+)
 def test_bad_inputs_are_explained(bad, match):
     with pytest.raises(InputImageError, match=match):
         as_unit_rgb(bad)
@@ -213,7 +221,8 @@ def test_overflowing_network_output_stays_finite(small_weights_file, clipped_pho
     from napari_hdrcnn.weights import Weights
 
     r = Reconstructor(Weights(tensors, w.width_factor, w.linearize), device="cpu").run(
-        clipped_photo)
+        clipped_photo
+    )
     assert np.all(np.isfinite(r.hdr)) and r.hdr.max() <= 65504
     far = r.mask == 0
     np.testing.assert_allclose(r.hdr[far], (clipped_photo[far] / 255.0) ** 2.2, rtol=1e-5)

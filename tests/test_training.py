@@ -10,14 +10,27 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, random_tensors, write_authors_layout
-from test_camera import sunny_scene
 from napari_hdrcnn.cli import main
 from napari_hdrcnn.image_io import read_image, write_exr, write_png
 from napari_hdrcnn.weights import load_weights, read_authors_npz
+from test_camera import sunny_scene
 
 WIDTH = "0.0625"
-TINY = ["--width-factor", WIDTH, "--crop", "64", "--batch-size", "2", "--no-progress",
-        "--val-samples", "2", "--log-every", "1", "--seed", "3"]
+TINY = [
+    "--width-factor",
+    WIDTH,
+    "--crop",
+    "64",
+    "--batch-size",
+    "2",
+    "--no-progress",
+    "--val-samples",
+    "2",
+    "--log-every",
+    "1",
+    "--seed",
+    "3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +54,22 @@ def train_args(scenes, out, *extra):
 @pytest.fixture(scope="module")
 def run4(scenes, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "run4"
-    assert main(train_args(scenes, out, "--steps", "4", "--checkpoint-every", "2",
-                           "--val-every", "2", "--export-authors")) == 0
+    assert (
+        main(
+            train_args(
+                scenes,
+                out,
+                "--steps",
+                "4",
+                "--checkpoint-every",
+                "2",
+                "--val-every",
+                "2",
+                "--export-authors",
+            )
+        )
+        == 0
+    )
     return out
 
 
@@ -74,8 +101,12 @@ def test_train_writes_weights_checkpoints_log_and_settings(run4, scenes):
     assert [bool(r["val_loss"]) for r in rows] == [False, True, False, True]
     assert all(np.isfinite(float(r["loss"])) and float(r["lr"]) == 5e-5 for r in rows)
     names = sorted(p.name for p in (run4 / "checkpoints").iterdir())
-    assert names == ["step_000002.adam.npz", "step_000002.npz", "step_000004.adam.npz",
-                     "step_000004.npz"]
+    assert names == [
+        "step_000002.adam.npz",
+        "step_000002.npz",
+        "step_000004.adam.npz",
+        "step_000004.npz",
+    ]
     settings = json.loads((run4 / "run.json").read_text())
     assert settings["width_factor"] == 0.0625 and settings["camera"]["crop"] == 64
     assert settings["val_loss_baseline"] > 0  # the clipped highlights are not in the input
@@ -92,8 +123,24 @@ def test_train_writes_weights_checkpoints_log_and_settings(run4, scenes):
 
 def test_loss_mask_and_faint_highlights_reach_the_run_settings(scenes, tmp_path):
     out = tmp_path / "blend"
-    assert main(train_args(scenes, out, "--steps", "1", "--loss-mask", "blend",
-                           "--faint-highlights", "0.5", "--faint-headroom", "1.1", "1.2")) == 0
+    assert (
+        main(
+            train_args(
+                scenes,
+                out,
+                "--steps",
+                "1",
+                "--loss-mask",
+                "blend",
+                "--faint-highlights",
+                "0.5",
+                "--faint-headroom",
+                "1.1",
+                "1.2",
+            )
+        )
+        == 0
+    )
     settings = json.loads((out / "run.json").read_text())
     assert settings["loss_mask"] == "blend"
     assert settings["camera"]["faint_probability"] == 0.5
@@ -126,8 +173,21 @@ def test_train_then_predict_end_to_end(run4, tmp_path):
     photo[20:40, 30:60] = 255
     write_png(tmp_path / "photo.png", photo)
     out = tmp_path / "pred"
-    assert main(["predict", "--params", str(run4 / "weights.npz"), "--im_dir",
-                 str(tmp_path / "photo.png"), "--out_dir", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--params",
+                str(run4 / "weights.npz"),
+                "--im_dir",
+                str(tmp_path / "photo.png"),
+                "--out_dir",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     hdr = read_image(out / "000001_out.exr")
     assert hdr.shape == (64, 96, 3) and np.isfinite(hdr).all()
     # outside the clipped area the output is the gamma-2.2 linearised input
@@ -137,8 +197,13 @@ def test_train_then_predict_end_to_end(run4, tmp_path):
 def test_init_from_the_authors_layout_and_a_time_limit(scenes, tmp_path, capsys):
     init = write_authors_layout(random_tensors(0.0625, seed=4), tmp_path / "authors.npz")
     out = tmp_path / "fine"
-    args = [a for a in train_args(scenes, out, "--steps", "1000", "--max-minutes", "0.0001",
-                                  "--init", str(init)) if a not in ("--width-factor", WIDTH)]
+    args = [
+        a
+        for a in train_args(
+            scenes, out, "--steps", "1000", "--max-minutes", "0.0001", "--init", str(init)
+        )
+        if a not in ("--width-factor", WIDTH)
+    ]
     assert main(args) == 0  # the width comes from the --init file
     assert "time limit" in capsys.readouterr().err  # stopped cleanly after one step
     w = load_weights(out / "weights.npz")
@@ -146,15 +211,32 @@ def test_init_from_the_authors_layout_and_a_time_limit(scenes, tmp_path, capsys)
     assert [int(r["step"]) for r in log_rows(out)] == [1]
     start = random_tensors(0.0625, seed=4)
     assert np.abs(w.tensors[0] - start[0]).max() < 1e-3  # one small step away from init
-    assert main(train_args(scenes, tmp_path / "bad", "--steps", "1", "--init", str(init),
-                           "--width-factor", "0.125")) == 1
+    assert (
+        main(
+            train_args(
+                scenes,
+                tmp_path / "bad",
+                "--steps",
+                "1",
+                "--init",
+                str(init),
+                "--width-factor",
+                "0.125",
+            )
+        )
+        == 1
+    )
     assert "width factor" in capsys.readouterr().err
 
 
 def test_preview_writes_sample_pairs(scenes, tmp_path):
     out = tmp_path / "prev"
-    assert main(["train", "--data", str(scenes[0]), "--out", str(out), "--crop", "64",
-                 "--preview", "2"]) == 0
+    assert (
+        main(
+            ["train", "--data", str(scenes[0]), "--out", str(out), "--crop", "64", "--preview", "2"]
+        )
+        == 0
+    )
     png = read_image(out / "preview" / "sample_000.png")
     assert png.shape == (64, 128, 3)  # input | target
     assert read_image(out / "preview" / "sample_001_target.exr").max() >= 1.0
@@ -166,9 +248,29 @@ def test_ldr_pretraining_preview_relinearises_photos(tmp_path):
     rng = np.random.default_rng(0)
     write_png(photos / "a.png", (rng.random((80, 96, 3)) * 200).astype(np.uint8))
     out = tmp_path / "prev"
-    assert main(["train", "--data", str(photos), "--data-mode", "ldr", "--out", str(out),
-                 "--crop", "32", "--preview", "1", "--clip-fraction", "0.1", "0.1",
-                 "--noise-max", "0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(photos),
+                "--data-mode",
+                "ldr",
+                "--out",
+                str(out),
+                "--crop",
+                "32",
+                "--preview",
+                "1",
+                "--clip-fraction",
+                "0.1",
+                "0.1",
+                "--noise-max",
+                "0",
+            ]
+        )
+        == 0
+    )
     x = read_image(out / "preview" / "sample_000.png")[:, :32]
     assert np.mean(x.max(-1) == 255) == pytest.approx(0.1, abs=0.02)
 
@@ -178,8 +280,10 @@ def test_cli_refuses_bad_settings(scenes, tmp_path, capsys):
     assert "--data is required" in capsys.readouterr().err
     assert main(train_args(scenes, tmp_path / "o", "--crop", "50")) == 2
     assert "multiple of 32" in capsys.readouterr().err
-    assert main(["train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"),
-                 *TINY]) == 1
+    assert (
+        main(["train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"), *TINY])
+        == 1
+    )
     assert "nothing" in capsys.readouterr().err
 
 
@@ -187,9 +291,9 @@ def test_baseline_loss_is_zero_when_the_input_holds_the_whole_target():
     from napari_hdrcnn.training.loop import baseline_loss
 
     x = np.linspace(0.5, 1.0, 64 * 64 * 3, dtype=np.float32).reshape(1, 64, 64, 3)
-    exact = {"x": x, "y": x ** 2.2}
+    exact = {"x": x, "y": x**2.2}
     assert baseline_loss([exact], "ir", "gamma2.2") == pytest.approx(0.0, abs=1e-9)
-    clipped = {"x": x, "y": np.where(x >= 1.0, 4.0, x ** 2.2).astype(np.float32)}
+    clipped = {"x": x, "y": np.where(x >= 1.0, 4.0, x**2.2).astype(np.float32)}
     assert baseline_loss([clipped], "l2", "gamma2.2") > 1e-4
 
 
@@ -214,13 +318,15 @@ def test_regularized_step_runs_and_is_deterministic(scenes):
     from napari_hdrcnn.model import HDRCNN, training_init
     from napari_hdrcnn.training.camera import CameraSettings
     from napari_hdrcnn.training.data import SampleSource, load_scenes
-    from napari_hdrcnn.training.loop import Trainer, TrainConfig, regularization_inputs
+    from napari_hdrcnn.training.loop import TrainConfig, Trainer, regularization_inputs
 
-    config = TrainConfig(data=str(scenes[0]), out="unused", crop=64, batch_size=2,
-                         regularization="coherence")
+    config = TrainConfig(
+        data=str(scenes[0]), out="unused", crop=64, batch_size=2, regularization="coherence"
+    )
     extra = regularization_inputs(config, 5, 2)
-    np.testing.assert_array_equal(extra["transforms"],
-                                  regularization_inputs(config, 5, 2)["transforms"])
+    np.testing.assert_array_equal(
+        extra["transforms"], regularization_inputs(config, 5, 2)["transforms"]
+    )
     batch = SampleSource(load_scenes(scenes[0], crop=64), CameraSettings(crop=64)).batch(0, 2)
     model = HDRCNN(0.0625)
     training_init(model, 0)
@@ -234,15 +340,54 @@ def test_regularized_step_runs_and_is_deterministic(scenes):
 def test_readme_example_on_the_shared_scenes(tmp_path):
     """A new user's first run, shortened: real panoramas and photos, then a real photo."""
     out = tmp_path / "run"
-    assert main(["train", "--data", str(SHARED_DATA / "hdr" / "train"), "--val",
-                 str(SHARED_DATA / "hdr" / "val"), "--out", str(out), "--width-factor", "0.125",
-                 "--crop", "64", "--batch-size", "4", "--steps", "20", "--val-every", "10",
-                 "--val-samples", "8", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(SHARED_DATA / "hdr" / "train"),
+                "--val",
+                str(SHARED_DATA / "hdr" / "val"),
+                "--out",
+                str(out),
+                "--width-factor",
+                "0.125",
+                "--crop",
+                "64",
+                "--batch-size",
+                "4",
+                "--steps",
+                "20",
+                "--val-every",
+                "10",
+                "--val-samples",
+                "8",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rows = log_rows(out)
     assert int(rows[-1]["step"]) == 20 and rows[-1]["val_loss"]
     photo = sorted((SHARED_DATA / "ldr" / "saturated").iterdir())[0]
-    assert main(["predict", "--params", str(out / "weights.npz"), "--im_dir", str(photo),
-                 "--out_dir", str(tmp_path / "pred"), "--width", "256", "--height", "192",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--params",
+                str(out / "weights.npz"),
+                "--im_dir",
+                str(photo),
+                "--out_dir",
+                str(tmp_path / "pred"),
+                "--width",
+                "256",
+                "--height",
+                "192",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     hdr = read_image(tmp_path / "pred" / "000001_out.exr")
     assert hdr.shape == (192, 256, 3) and np.isfinite(hdr).all()

@@ -13,8 +13,14 @@ import pytest
 
 from napari_hdrcnn import metrics
 from napari_hdrcnn.image_io import ImageReadError, ImageWriteError, write_exr, write_png
-from napari_hdrcnn.video_io import (Frame, PreviewVideoWriter, ffmpeg_exe, is_video,
-                                    open_frames, write_test_video)
+from napari_hdrcnn.video_io import (
+    Frame,
+    PreviewVideoWriter,
+    ffmpeg_exe,
+    is_video,
+    open_frames,
+    write_test_video,
+)
 
 W, H = 64, 48
 
@@ -38,8 +44,11 @@ def ffmpeg_children() -> list[int]:
         import psutil
     except ImportError:
         return _ffmpeg_children_from_proc()
-    return [p.pid for p in psutil.Process().children(recursive=True)
-            if "ffmpeg" in p.name() and p.status() != psutil.STATUS_ZOMBIE]
+    return [
+        p.pid
+        for p in psutil.Process().children(recursive=True)
+        if "ffmpeg" in p.name() and p.status() != psutil.STATUS_ZOMBIE
+    ]
 
 
 def _ffmpeg_children_from_proc() -> list[int]:
@@ -51,8 +60,8 @@ def _ffmpeg_children_from_proc() -> list[int]:
             text = stat.read_text()
         except OSError:  # the process ended meanwhile
             continue
-        name = text[text.index("(") + 1:text.rindex(")")]
-        state, ppid = text[text.rindex(")") + 2:].split()[:2]
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        state, ppid = text[text.rindex(")") + 2 :].split()[:2]
         table[int(stat.parent.name)] = (int(ppid), name, state)
     ours, found = {os.getpid()}, True
     while found:  # grow the set of descendants until it stops growing
@@ -61,13 +70,17 @@ def _ffmpeg_children_from_proc() -> list[int]:
             if ppid in ours and pid not in ours:
                 ours.add(pid)
                 found = True
-    return [pid for pid in ours
-            if pid in table and "ffmpeg" in table[pid][1] and table[pid][2] != "Z"]
+    return [
+        pid for pid in ours if pid in table and "ffmpeg" in table[pid][1] and table[pid][2] != "Z"
+    ]
 
 
 def run_ffmpeg(*args: str) -> None:
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *args], check=True,
-                   stdin=subprocess.DEVNULL)
+    subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *args],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +97,13 @@ def test_lossless_round_trip(tmp_path, ext):
     frames = noise_frames(8, seed=3)
     path = write_test_video(tmp_path / f"clip{ext}", frames, fps=12.5)
     source = open_frames(path)
-    assert (source.kind, source.count, len(source), source.fps, source.size) == \
-        ("video", 8, 8, 12.5, (W, H))
+    assert (source.kind, source.count, len(source), source.fps, source.size) == (
+        "video",
+        8,
+        8,
+        12.5,
+        (W, H),
+    )
     got = list(source)
     assert [f.index for f in got] == list(range(8))
     assert got[3].name == f"clip{ext}#3" and got[3].path is None
@@ -165,7 +183,7 @@ def test_leaving_the_loop_early_stops_ffmpeg(long_video):
     assert not ffmpeg_children()
 
     with pytest.raises(RuntimeError, match="consumer failed"):
-        for frame in open_frames(path):
+        for _frame in open_frames(path):
             raise RuntimeError("consumer failed")
     assert not ffmpeg_children()
 
@@ -182,8 +200,17 @@ def test_damaged_videos_are_refused_with_their_name(tmp_path, noise_video):
     cut_front.write_bytes(data[: len(data) // 2])
 
     moov_last = tmp_path / "moov_last.mp4"
-    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=2",
-               "-c:v", "libx264", "-pix_fmt", "yuv420p", str(moov_last))
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=25:duration=2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(moov_last),
+    )
     cut_back = tmp_path / "cut_back.mp4"
     cut_back.write_bytes(moov_last.read_bytes()[:-2000])
     assert open_frames(moov_last).count == 50  # the untruncated file is fine
@@ -196,9 +223,13 @@ def test_damaged_videos_are_refused_with_their_name(tmp_path, noise_video):
     cut_mkv = tmp_path / "cut.mkv"
     cut_mkv.write_bytes(mkv.read_bytes()[: mkv.stat().st_size // 2])
 
-    for bad, problem in [(cut_front, "partial file"), (cut_back, "moov atom not found"),
-                         (garbage, "invalid data"), (empty, "empty file"),
-                         (cut_mkv, "ended prematurely")]:
+    for bad, problem in [
+        (cut_front, "partial file"),
+        (cut_back, "moov atom not found"),
+        (garbage, "invalid data"),
+        (empty, "empty file"),
+        (cut_mkv, "ended prematurely"),
+    ]:
         with pytest.raises(ImageReadError, match=str(bad)) as err:
             open_frames(bad)
         assert problem in str(err.value).lower()
@@ -212,8 +243,23 @@ def test_file_without_video_stream(tmp_path):
         open_frames(audio)
     song = tmp_path / "song.mp4"  # audio with cover art: a one-picture "video" stream
     write_png(tmp_path / "cover.png", noise_frames(1)[0])
-    run_ffmpeg("-i", str(audio), "-i", str(tmp_path / "cover.png"), "-map", "0", "-map", "1",
-               "-c:a", "copy", "-c:v", "png", "-disposition:v:0", "attached_pic", str(song))
+    run_ffmpeg(
+        "-i",
+        str(audio),
+        "-i",
+        str(tmp_path / "cover.png"),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:a",
+        "copy",
+        "-c:v",
+        "png",
+        "-disposition:v:0",
+        "attached_pic",
+        str(song),
+    )
     with pytest.raises(ImageReadError, match=f"{song}: no video stream .*cover picture"):
         open_frames(song)
 
@@ -222,9 +268,23 @@ def test_cover_picture_before_the_video_is_skipped(tmp_path, noise_video):
     path, frames = noise_video
     write_png(tmp_path / "cover.png", np.zeros((16, 16, 3), np.uint8))
     both = tmp_path / "with_cover.mp4"
-    run_ffmpeg("-i", str(tmp_path / "cover.png"), "-i", str(path), "-map", "0", "-map", "1",
-               "-c:v:0", "png", "-c:v:1", "copy", "-disposition:v:0", "attached_pic",
-               str(both))
+    run_ffmpeg(
+        "-i",
+        str(tmp_path / "cover.png"),
+        "-i",
+        str(path),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:v:0",
+        "png",
+        "-c:v:1",
+        "copy",
+        "-disposition:v:0",
+        "attached_pic",
+        str(both),
+    )
     source = open_frames(both)
     assert (source.count, source.size, source.fps) == (8, (W, H), 25)
     np.testing.assert_array_equal(list(source)[7].read(), frames[7])
@@ -243,9 +303,19 @@ def test_rotated_video_gives_upright_frames_quietly(tmp_path, noise_video, caplo
 
 def test_hdr_video_is_read_with_a_warning(tmp_path):
     hlg = tmp_path / "hlg.mp4"
-    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=0.2", "-c:v",
-               "libx264", "-pix_fmt", "yuv420p10le", "-x264-params",
-               "colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc", str(hlg))
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=25:duration=0.2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p10le",
+        "-x264-params",
+        "colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc",
+        str(hlg),
+    )
     with pytest.warns(RuntimeWarning, match="HDR video"):
         source = open_frames(hlg)
     assert source.count == 5 and list(source)[0].read().dtype == np.uint8
@@ -262,8 +332,9 @@ def make_pngs(folder: Path, names: list[str]) -> dict[str, np.ndarray]:
 
 
 def test_folder_in_natural_order(tmp_path):
-    images = make_pngs(tmp_path / "shots", ["frame10.png", "frame2.png", "frame1.png",
-                                            "Frame3.png", ".hidden.png"])
+    images = make_pngs(
+        tmp_path / "shots", ["frame10.png", "frame2.png", "frame1.png", "Frame3.png", ".hidden.png"]
+    )
     (tmp_path / "shots" / "notes.txt").write_text("not an image")
     source = open_frames(tmp_path / "shots")
     assert (source.kind, source.count, source.fps, source.size) == ("images", 4, None, (10, 6))
@@ -307,11 +378,13 @@ def test_missing_and_empty_inputs(tmp_path, noise_video):
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "a.mp4").write_bytes(noise_video[0].read_bytes())
     (tmp_path / "data.bin").write_bytes(b"123")
-    for path, problem in [(tmp_path / "nothing", "no such file or folder"),
-                          (tmp_path / "missing.mp4", "no such file or folder"),
-                          (tmp_path / "empty", "no images found"),
-                          (tmp_path / "videos", r"no images in .*, only videos \(a.mp4\)"),
-                          (tmp_path / "data.bin", "not a video or image file")]:
+    for path, problem in [
+        (tmp_path / "nothing", "no such file or folder"),
+        (tmp_path / "missing.mp4", "no such file or folder"),
+        (tmp_path / "empty", "no images found"),
+        (tmp_path / "videos", r"no images in .*, only videos \(a.mp4\)"),
+        (tmp_path / "data.bin", "not a video or image file"),
+    ]:
         with pytest.raises(ImageReadError, match=f"{path}: {problem}"):
             open_frames(path)
 
@@ -416,8 +489,7 @@ def same_median_sequence(n: int = 6):
     base = rng.uniform(0.05, 8.0, (32, 40, 3)).astype(np.float32)
     base[:4] = 1e-6
     flat = base.reshape(-1, 3)
-    outputs = np.stack([flat[rng.permutation(len(flat))].reshape(base.shape)
-                        for _ in range(n)])
+    outputs = np.stack([flat[rng.permutation(len(flat))].reshape(base.shape) for _ in range(n)])
     inputs = (np.clip(outputs / 8.0, 0, 1) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8)
     return outputs, inputs
 

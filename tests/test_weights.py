@@ -120,7 +120,8 @@ class _Exploit:
 def _npy_with_pickle(obj) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        buf, {"descr": "|O", "fortran_order": False, "shape": (80,)})
+        buf, {"descr": "|O", "fortran_order": False, "shape": (80,)}
+    )
     buf.write(pickle.dumps(obj, protocol=3))
     return buf.getvalue()
 
@@ -160,8 +161,9 @@ def test_nan_weights_are_refused(tmp_path):
         load_weights(path)
 
 
-def test_names_resolve_to_cache_and_explain_missing_files(tmp_path, monkeypatch,
-                                                          authors_weights_file):
+def test_names_resolve_to_cache_and_explain_missing_files(
+    tmp_path, monkeypatch, authors_weights_file
+):
     monkeypatch.setenv("HDRCNN_WEIGHTS_DIR", str(tmp_path / "cache"))
     with pytest.raises(WeightFileError, match="hdrcnn weights install hdrcnn-compr"):
         W.resolve("hdrcnn-compr")
@@ -195,8 +197,9 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_embedded_variant_names_resolve_inside_the_package(tmp_path, monkeypatch,
-                                                           small_weights_file):
+def test_embedded_variant_names_resolve_inside_the_package(
+    tmp_path, monkeypatch, small_weights_file
+):
     monkeypatch.setattr(W, "embedded_weights_path", lambda name: tmp_path / f"{name}.npz")
     with pytest.raises(WeightFileError, match="not part of this build"):
         W.resolve("default-compr")

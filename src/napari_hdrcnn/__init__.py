@@ -12,7 +12,7 @@ from .reconstruct import (  # noqa: E402
     Reconstructor,
     reconstruct,
 )
-from .weights import Weights, WeightFileError, load_weights  # noqa: E402
+from .weights import WeightFileError, Weights, load_weights  # noqa: E402
 
 __all__ = [
     "Reconstruction",

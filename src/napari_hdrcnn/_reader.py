@@ -10,8 +10,9 @@ white sun. The getter only looks at the file name and never raises; the reader r
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -45,8 +46,9 @@ def get_reader(path) -> Callable[[Any], list[LayerData]] | None:
 def half_is_exact(pixels: np.ndarray) -> bool:
     """True when every value survives a round trip through 16-bit half floats."""
     with np.errstate(over="ignore"):  # values beyond half's range become inf: not exact
-        return bool(np.array_equal(pixels.astype(np.float16).astype(np.float32), pixels,
-                                   equal_nan=True))
+        return bool(
+            np.array_equal(pixels.astype(np.float16).astype(np.float32), pixels, equal_nan=True)
+        )
 
 
 def read_file(path: str) -> tuple[np.ndarray, dict[str, Any]]:
@@ -74,8 +76,12 @@ def read_file(path: str) -> tuple[np.ndarray, dict[str, Any]]:
 def layer_kwargs(pixels: np.ndarray, name: str) -> dict[str, Any]:
     """Name, rgb flag and a display range that shows the HDR image at once."""
     (lo, hi), gamma = display_range(pixels)
-    kwargs = {"name": name, "rgb": pixels.shape[-1] == 3 and pixels.ndim >= 3,
-              "contrast_limits": (lo, hi), "gamma": gamma}
+    kwargs = {
+        "name": name,
+        "rgb": pixels.shape[-1] == 3 and pixels.ndim >= 3,
+        "contrast_limits": (lo, hi),
+        "gamma": gamma,
+    }
     if not kwargs["rgb"]:
         kwargs["colormap"] = "gray"
     return kwargs

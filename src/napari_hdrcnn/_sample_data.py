@@ -16,7 +16,8 @@ CLIPPED_PHOTO_DESCRIPTION = (
     "8-bit sunset over snow with the sun and sky blown out (about 7 % of the pixels at 255); "
     "448x336, downscaled from img_007 of the HDR-CNN release's example inputs (BSD-3-Clause, "
     "Copyright (c) 2017 Gabriel Eilertsen; see data/LICENSE-samples). No reference HDR exists "
-    "for this photo, so there is none to compare with.")
+    "for this photo, so there is none to compare with."
+)
 
 
 def clipped_photo_pixels() -> np.ndarray:
@@ -29,8 +30,17 @@ def clipped_photo_pixels() -> np.ndarray:
 
 def clipped_ldr_photo() -> list[tuple]:
     """npe2 sample-data command: one RGB image layer."""
-    return [(clipped_photo_pixels(),
-             {"name": "Clipped LDR photo", "rgb": True,
-              "metadata": {"description": CLIPPED_PHOTO_DESCRIPTION,
-                           "source": CLIPPED_PHOTO.name}},
-             "image")]
+    return [
+        (
+            clipped_photo_pixels(),
+            {
+                "name": "Clipped LDR photo",
+                "rgb": True,
+                "metadata": {
+                    "description": CLIPPED_PHOTO_DESCRIPTION,
+                    "source": CLIPPED_PHOTO.name,
+                },
+            },
+            "image",
+        )
+    ]

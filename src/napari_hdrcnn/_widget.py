@@ -43,9 +43,16 @@ VIDEO_WEIGHTS = "hdrcnn-compr-regularized"
 CONFIG_ENV = "NAPARI_HDRCNN_CONFIG_DIR"
 SETTINGS_FILE = "widget.json"
 DEFAULTS: dict[str, Any] = {
-    "weights": "default", "weights_file": "", "gamma": 1.0, "scaling": 1.0,
-    "sizing": "native", "ref_width": 1024, "ref_height": 768, "tile": "auto",
-    "device": "auto", "blend_mask": False,
+    "weights": "default",
+    "weights_file": "",
+    "gamma": 1.0,
+    "scaling": 1.0,
+    "sizing": "native",
+    "ref_width": 1024,
+    "ref_height": 768,
+    "tile": "auto",
+    "device": "auto",
+    "blend_mask": False,
 }
 
 
@@ -54,6 +61,7 @@ def settings_path() -> Path:
     folder = os.environ.get(CONFIG_ENV)
     if not folder:
         from platformdirs import user_config_dir
+
         folder = user_config_dir("napari-hdrcnn")
     return Path(folder) / SETTINGS_FILE
 
@@ -68,8 +76,9 @@ def load_settings() -> dict[str, Any]:
     if isinstance(stored, dict):
         for key, default in DEFAULTS.items():
             value = stored.get(key)
-            if isinstance(value, type(default)) or (isinstance(default, float)
-                                                     and isinstance(value, int)):
+            if isinstance(value, type(default)) or (
+                isinstance(default, float) and isinstance(value, int)
+            ):
                 settings[key] = value
     return settings
 
@@ -93,9 +102,11 @@ def layer_frames(layer) -> tuple[np.ndarray, bool]:
     if frames.ndim == spatial + 1:
         return frames, True
     kind = "RGB" if layer.rgb else "grey"
-    raise ValueError(f"layer '{layer.name}' is a {frames.ndim}-D {kind} image of shape "
-                     f"{frames.shape}; expected one image or a time series (T, Y, X"
-                     f"{', C' if layer.rgb else ''})")
+    raise ValueError(
+        f"layer '{layer.name}' is a {frames.ndim}-D {kind} image of shape "
+        f"{frames.shape}; expected one image or a time series (T, Y, X"
+        f"{', C' if layer.rgb else ''})"
+    )
 
 
 def check_frames(frames: np.ndarray, name: str) -> None:
@@ -105,8 +116,9 @@ def check_frames(frames: np.ndarray, name: str) -> None:
         if frames.dtype.kind == "f" and len(frames) > 1:
             lo, hi = float(np.nanmin(frames)), float(np.nanmax(frames))
             if not (np.all(np.isfinite(frames)) and lo >= -1e-3 and hi <= 1 + 1e-3):
-                raise ValueError(f"float input must be finite and in [0, 1], found "
-                                 f"[{lo:.4g}, {hi:.4g}]")
+                raise ValueError(
+                    f"float input must be finite and in [0, 1], found [{lo:.4g}, {hi:.4g}]"
+                )
     except ValueError as err:
         raise ValueError(f"layer '{name}': {err}") from err
 
@@ -145,8 +157,9 @@ class RunProgress:
         self._again = False
 
     def show_tiles(self, frame: int, n_frames: int, done: int, total: int):
-        self._wanted.update(tiles=done, total=total,
-                            desc=f"HDR-CNN tiles of frame {frame + 1}/{n_frames}")
+        self._wanted.update(
+            tiles=done, total=total, desc=f"HDR-CNN tiles of frame {frame + 1}/{n_frames}"
+        )
         self._apply()
 
     def show_frames(self, done: int):
@@ -199,7 +212,7 @@ class HDRCNNWidget(Container):
 
     reconstructed = Signal(object)
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         self._viewer = napari_viewer
         self._settings = load_settings()
         self._thread_worker = None
@@ -209,53 +222,111 @@ class HDRCNNWidget(Container):
         self._bars: RunProgress | None = None
         s = self._settings
         weight_choices = installed_weight_names() + [CHOOSE_FILE]
-        super().__init__(widgets=[
-            ComboBox(name="image", label="input image", choices=self._image_layers,
-                     tooltip="8/16-bit RGB or grey photo, or float in [0, 1]; (T, Y, X[, 3]) "
-                             "is a time series"),
-            ComboBox(name="weights", label="weights", choices=weight_choices,
-                     value=s["weights"] if s["weights"] in weight_choices else weight_choices[0],
-                     tooltip="installed weights (add the authors' with `hdrcnn weights "
-                             "download NAME`), or a weight file"),
-            FileEdit(name="weights_file", label="weights file", mode="r", filter="*.npz",
-                     value=s["weights_file"] or None),
-            FloatSpinBox(name="gamma", label="gamma", min=0.5, max=3.0, step=0.05,
-                         value=s["gamma"], tooltip="1.1-1.3 boosts the highlights"),
-            FloatSpinBox(name="scaling", label="scaling", min=1.0, max=2.0, step=0.01,
-                         value=s["scaling"],
-                         tooltip="> 1 pushes near-white pixels into clipping (JPEG noise)"),
-            ComboBox(name="sizing", label="sizing", choices=SIZINGS, value=s["sizing"],
-                     tooltip="native: any size, no resampling; reference: crop and resize "
-                             "to width x height as the authors"),
-            SpinBox(name="ref_width", label="width", min=32, max=16384, step=32,
-                    value=s["ref_width"]),
-            SpinBox(name="ref_height", label="height", min=32, max=16384, step=32,
-                    value=s["ref_height"]),
-            ComboBox(name="tile", label="tile size",
-                     choices=TILE_CHOICES, value=s["tile"] if s["tile"] in TILE_CHOICES
-                     else "auto", tooltip="auto picks the largest tile that fits in memory"),
-            ComboBox(name="device", label="device", choices=DEVICES,
-                     value=s["device"] if s["device"] in DEVICES else "auto"),
-            CheckBox(name="blend_mask", text="also add the blend mask layer",
-                     value=s["blend_mask"]),
-            PushButton(name="run_button", text="Run"),
-            PushButton(name="cancel_button", text="Cancel", enabled=False),
-            Label(name="status", value="ready"),
-        ])
+        super().__init__(
+            widgets=[
+                ComboBox(
+                    name="image",
+                    label="input image",
+                    choices=self._image_layers,
+                    tooltip="8/16-bit RGB or grey photo, or float in [0, 1]; (T, Y, X[, 3]) "
+                    "is a time series",
+                ),
+                ComboBox(
+                    name="weights",
+                    label="weights",
+                    choices=weight_choices,
+                    value=s["weights"] if s["weights"] in weight_choices else weight_choices[0],
+                    tooltip="installed weights (add the authors' with `hdrcnn weights "
+                    "download NAME`), or a weight file",
+                ),
+                FileEdit(
+                    name="weights_file",
+                    label="weights file",
+                    mode="r",
+                    filter="*.npz",
+                    value=s["weights_file"] or None,
+                ),
+                FloatSpinBox(
+                    name="gamma",
+                    label="gamma",
+                    min=0.5,
+                    max=3.0,
+                    step=0.05,
+                    value=s["gamma"],
+                    tooltip="1.1-1.3 boosts the highlights",
+                ),
+                FloatSpinBox(
+                    name="scaling",
+                    label="scaling",
+                    min=1.0,
+                    max=2.0,
+                    step=0.01,
+                    value=s["scaling"],
+                    tooltip="> 1 pushes near-white pixels into clipping (JPEG noise)",
+                ),
+                ComboBox(
+                    name="sizing",
+                    label="sizing",
+                    choices=SIZINGS,
+                    value=s["sizing"],
+                    tooltip="native: any size, no resampling; reference: crop and resize "
+                    "to width x height as the authors",
+                ),
+                SpinBox(
+                    name="ref_width",
+                    label="width",
+                    min=32,
+                    max=16384,
+                    step=32,
+                    value=s["ref_width"],
+                ),
+                SpinBox(
+                    name="ref_height",
+                    label="height",
+                    min=32,
+                    max=16384,
+                    step=32,
+                    value=s["ref_height"],
+                ),
+                ComboBox(
+                    name="tile",
+                    label="tile size",
+                    choices=TILE_CHOICES,
+                    value=s["tile"] if s["tile"] in TILE_CHOICES else "auto",
+                    tooltip="auto picks the largest tile that fits in memory",
+                ),
+                ComboBox(
+                    name="device",
+                    label="device",
+                    choices=DEVICES,
+                    value=s["device"] if s["device"] in DEVICES else "auto",
+                ),
+                CheckBox(
+                    name="blend_mask", text="also add the blend mask layer", value=s["blend_mask"]
+                ),
+                PushButton(name="run_button", text="Run"),
+                PushButton(name="cancel_button", text="Cancel", enabled=False),
+                Label(name="status", value="ready"),
+            ]
+        )
         self.weights.changed.connect(self._update_visibility)
         self.sizing.changed.connect(self._update_visibility)
         self.image.changed.connect(self._describe_input)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
-        layer_events = [getattr(napari_viewer.layers.events, name)
-                        for name in ("inserted", "removed", "reordered", "renamed")]
+        layer_events = [
+            getattr(napari_viewer.layers.events, name)
+            for name in ("inserted", "removed", "reordered", "renamed")
+        ]
         for event in layer_events:
             event.connect(self._refresh_layers)
         # a closed widget must not be called by the viewer's layer list any more
         self.native.destroyed.connect(
-            lambda *_, events=layer_events, callback=self._refresh_layers:
-            [event.disconnect(callback) for event in events])
+            lambda *_, events=layer_events, callback=self._refresh_layers: [
+                event.disconnect(callback) for event in events
+            ]
+        )
         self._update_visibility()
         self._describe_input()
         prewarm(self.device.value)  # TensorFlow loads while the user fills in the form
@@ -263,6 +334,7 @@ class HDRCNNWidget(Container):
     # -- form helpers ---------------------------------------------------------------------------
     def _image_layers(self, _widget=None) -> list[tuple[str, Any]]:
         from napari.layers import Image
+
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
 
     def _refresh_layers(self, *_):
@@ -287,19 +359,25 @@ class HDRCNNWidget(Container):
             shape = np.shape(layer.data)
             n = shape[0] if len(shape) == (4 if layer.rgb else 3) else 1
             if n > 1:
-                text = (f"ready: time series of {n} frames, reconstructed frame by frame; "
-                        f"for video the temporally regularised weights '{VIDEO_WEIGHTS}' "
-                        "flicker less")
+                text = (
+                    f"ready: time series of {n} frames, reconstructed frame by frame; "
+                    f"for video the temporally regularised weights '{VIDEO_WEIGHTS}' "
+                    "flicker less"
+                )
         self.status.value = text
 
     def current_settings(self) -> dict[str, Any]:
         return {
             "weights": self.weights.value,
             "weights_file": str(self.weights_file.value or ""),
-            "gamma": float(self.gamma.value), "scaling": float(self.scaling.value),
-            "sizing": self.sizing.value, "ref_width": int(self.ref_width.value),
-            "ref_height": int(self.ref_height.value), "tile": self.tile.value,
-            "device": self.device.value, "blend_mask": bool(self.blend_mask.value),
+            "gamma": float(self.gamma.value),
+            "scaling": float(self.scaling.value),
+            "sizing": self.sizing.value,
+            "ref_width": int(self.ref_width.value),
+            "ref_height": int(self.ref_height.value),
+            "tile": self.tile.value,
+            "device": self.device.value,
+            "blend_mask": bool(self.blend_mask.value),
         }
 
     def _weights_source(self, settings: dict[str, Any]) -> str:
@@ -312,9 +390,12 @@ class HDRCNNWidget(Container):
 
     @staticmethod
     def _run_options(settings: dict[str, Any]) -> dict[str, Any]:
-        options = {"gamma": settings["gamma"], "scaling": settings["scaling"],
-                   "sizing": settings["sizing"],
-                   "tile": None if settings["tile"] == "auto" else int(settings["tile"])}
+        options = {
+            "gamma": settings["gamma"],
+            "scaling": settings["scaling"],
+            "sizing": settings["sizing"],
+            "tile": None if settings["tile"] == "auto" else int(settings["tile"]),
+        }
         if settings["sizing"] == "reference":
             options.update(width=settings["ref_width"], height=settings["ref_height"])
         return options
@@ -355,7 +436,8 @@ class HDRCNNWidget(Container):
         worker = create_worker(job_messages, self._process, job, _start_thread=False)
         worker.yielded.connect(lambda msg: self._on_message(msg, collected))
         worker.returned.connect(
-            lambda _: self._on_finished(layer, collected, len(frames), is_series, settings))
+            lambda _: self._on_finished(layer, collected, len(frames), is_series, settings)
+        )
         worker.errored.connect(self._on_error)
         self._thread_worker = worker
         self._set_running(True, f"running on {len(frames)} frame(s)...")
@@ -427,15 +509,31 @@ class HDRCNNWidget(Container):
             hdr, mask = hdr[0], mask[0]
         clim, gamma = display_range(hdr)
         rgb = hdr.shape[-1] in (3, 4) and hdr.ndim == (4 if is_series else 3)
-        same_grid = hdr.shape[:mask.ndim] == tuple(np.shape(layer.data)[:mask.ndim])
-        placement = {"scale": layer.scale[:mask.ndim], "translate": layer.translate[:mask.ndim]
-                     } if same_grid else {}
+        same_grid = hdr.shape[: mask.ndim] == tuple(np.shape(layer.data)[: mask.ndim])
+        placement = (
+            {"scale": layer.scale[: mask.ndim], "translate": layer.translate[: mask.ndim]}
+            if same_grid
+            else {}
+        )
         metadata = {"hdrcnn": {"source_layer": layer.name, **settings}}
         new_layer = self._viewer.add_image(
-            hdr, name=f"{layer.name} HDR", rgb=rgb, contrast_limits=clim, gamma=gamma,
-            metadata=metadata, **placement)
+            hdr,
+            name=f"{layer.name} HDR",
+            rgb=rgb,
+            contrast_limits=clim,
+            gamma=gamma,
+            metadata=metadata,
+            **placement,
+        )
         if settings["blend_mask"]:
-            self._viewer.add_image(mask, name=f"{layer.name} HDR blend mask", colormap="magma",
-                                   contrast_limits=(0.0, 1.0), blending="additive",
-                                   opacity=0.6, metadata=metadata, **placement)
+            self._viewer.add_image(
+                mask,
+                name=f"{layer.name} HDR blend mask",
+                colormap="magma",
+                contrast_limits=(0.0, 1.0),
+                blending="additive",
+                opacity=0.6,
+                metadata=metadata,
+                **placement,
+            )
         return new_layer

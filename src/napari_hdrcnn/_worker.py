@@ -23,8 +23,8 @@ import itertools
 import multiprocessing
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
@@ -91,8 +91,10 @@ def _serve(conn, device: str) -> None:
             reconstructor = loaded[1]
             n_frames = len(job.frames)
             for i, frame in enumerate(job.frames):
-                def progress(done, total, i=i):
-                    conn.send(("progress", job.job_id, i, n_frames, done, total))
+
+                def progress(done, total, i=i, job_id=job.job_id, n_frames=n_frames):
+                    conn.send(("progress", job_id, i, n_frames, done, total))
+
                 result = reconstructor.run(frame, progress=progress, **job.options)
                 conn.send(("frame", job.job_id, i, result.hdr, result.mask))
             conn.send(("done", job.job_id))
@@ -137,8 +139,12 @@ class ReconstructionProcess:
             self._close_locked()
             ctx = multiprocessing.get_context("spawn")
             parent_end, child_end = ctx.Pipe(duplex=True)
-            process = ctx.Process(target=_serve, args=(child_end, self.device),
-                                  name=f"napari-hdrcnn-worker-{self.device}", daemon=True)
+            process = ctx.Process(
+                target=_serve,
+                args=(child_end, self.device),
+                name=f"napari-hdrcnn-worker-{self.device}",
+                daemon=True,
+            )
             process.start()
             child_end.close()  # only the child holds it now: its death shows up as EOF here
             self._process, self._conn = process, parent_end

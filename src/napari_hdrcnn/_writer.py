@@ -73,4 +73,5 @@ def write_exr_layer(path: str, data: Any, meta: dict) -> list[str]:
     raise ValueError(
         f"{path}: OpenEXR holds one image; this layer has shape {arr.shape} ({arr.ndim - spatial}"
         f" axes besides the image's). Save one image or a time series (T, Y, X"
-        f"{', C' if rgb else ''}), which is written one file per frame")
+        f"{', C' if rgb else ''}), which is written one file per frame"
+    )

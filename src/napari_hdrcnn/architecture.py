@@ -14,11 +14,19 @@ N_TENSORS = 80
 
 # VGG16 encoder: (block, conv index, output channels at width 1.0)
 ENCODER = [
-    (1, 1, 64), (1, 2, 64),
-    (2, 1, 128), (2, 2, 128),
-    (3, 1, 256), (3, 2, 256), (3, 3, 256),
-    (4, 1, 512), (4, 2, 512), (4, 3, 512),
-    (5, 1, 512), (5, 2, 512), (5, 3, 512),
+    (1, 1, 64),
+    (1, 2, 64),
+    (2, 1, 128),
+    (2, 2, 128),
+    (3, 1, 256),
+    (3, 2, 256),
+    (3, 3, 256),
+    (4, 1, 512),
+    (4, 2, 512),
+    (4, 3, 512),
+    (5, 1, 512),
+    (5, 2, 512),
+    (5, 3, 512),
 ]
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 BN_EPSILON = 1e-5
@@ -110,7 +118,7 @@ def macs_per_pixel(width_factor: float = 1.0) -> float:
     level = {}
     for block, conv, _ in ENCODER:
         level[f"conv{block}_{conv}"] = 4.0 ** -(block - 1)
-    level["h6/conv"] = 4.0 ** -5
+    level["h6/conv"] = 4.0**-5
     for i, (name, _, _) in enumerate(DECODER):
         # a deconv's cost counted at its output resolution: in*out*16 per input pixel = /4 out
         level[f"{name}/deconv"] = 4.0 ** -(5 - i)

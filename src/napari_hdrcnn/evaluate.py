@@ -17,9 +17,9 @@ import math
 import platform
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -34,8 +34,10 @@ JPEG_SUBSAMPLING = "4:2:0"  # Pillow's default for JPEG, fixed explicitly so it 
 FIGURE_STOPS = -2.0  # figure exposure relative to the test camera's
 FIGURE_PANEL_WIDTH = 320
 ERROR_MAP_MAX_PU = 64.0
-CI_DESCRIPTION = ("mean +- t(0.975, n-1) * s / sqrt(n), s the sample standard deviation "
-                  "(ddof=1) over the n images with a finite value; empty when n < 2")
+CI_DESCRIPTION = (
+    "mean +- t(0.975, n-1) * s / sqrt(n), s the sample standard deviation "
+    "(ddof=1) over the n images with a finite value; empty when n < 2"
+)
 KNOWN_WEIGHT_NAMES = ("default", "hdrcnn", "hdrcnn-compr", "hdrcnn-compr-regularized")
 
 Log = Callable[[str], None]
@@ -50,8 +52,9 @@ def camera_exposure(hdr: np.ndarray, clip: float) -> float:
     """Exposure e such that the `clip`-th percentile of max_c(e * H) is 1."""
     level = float(np.percentile(hdr.max(axis=-1), clip))
     if not level > 0:
-        raise EvaluationError(f"the {clip:g}th percentile of the image is 0: too dark for "
-                              f"clip level {clip:g}")
+        raise EvaluationError(
+            f"the {clip:g}th percentile of the image is 0: too dark for clip level {clip:g}"
+        )
     return 1.0 / level
 
 
@@ -85,8 +88,9 @@ def as_reference(pixels: np.ndarray, path: Path, log: Log | None = None) -> np.n
     """A read HDR image -> float32 (H, W, 3), non-finite and negative values set to 0."""
     a = np.asarray(pixels)
     if a.dtype.kind != "f":
-        raise EvaluationError(f"{path}: a reference must be a linear HDR image (.exr, .hdr), "
-                              f"got {a.dtype} pixels")
+        raise EvaluationError(
+            f"{path}: a reference must be a linear HDR image (.exr, .hdr), got {a.dtype} pixels"
+        )
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=-1)
     elif a.ndim == 3 and a.shape[-1] in (1, 2):
@@ -113,8 +117,12 @@ def downscale(hdr: np.ndarray, max_side: int) -> np.ndarray:
     if f >= 1:
         return hdr
     size = (max(1, int(round(w * f))), max(1, int(round(h * f))))
-    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(hdr[..., c]), mode="F")
-                         .resize(size, Image.BOX)) for c in range(3)]
+    planes = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(hdr[..., c]), mode="F").resize(size, Image.BOX)
+        )
+        for c in range(3)
+    ]
     return np.maximum(np.stack(planes, axis=-1), 0.0).astype(np.float32)
 
 
@@ -150,16 +158,21 @@ def read_given_ldr(path: Path, shape: tuple[int, int]) -> np.ndarray:
         a = a[..., None]
     a = np.repeat(a[..., :1], 3, axis=-1) if a.shape[-1] < 3 else a[..., :3]
     if a.shape[:2] != tuple(shape):
-        raise EvaluationError(f"{path}: size {a.shape[1]}x{a.shape[0]} differs from the "
-                              f"reference's {shape[1]}x{shape[0]}")
+        raise EvaluationError(
+            f"{path}: size {a.shape[1]}x{a.shape[0]} differs from the "
+            f"reference's {shape[1]}x{shape[0]}"
+        )
     return np.ascontiguousarray(a)
 
 
 def find_given_ldr(ldr_dir: Path, stem: str) -> Path:
     from .image_io import LDR_EXTENSIONS
 
-    found = sorted(p for p in ldr_dir.iterdir()
-                   if p.is_file() and p.stem == stem and p.suffix.lower() in LDR_EXTENSIONS)
+    found = sorted(
+        p
+        for p in ldr_dir.iterdir()
+        if p.is_file() and p.stem == stem and p.suffix.lower() in LDR_EXTENSIONS
+    )
     if not found:
         raise EvaluationError(f"{ldr_dir}: no LDR input named {stem}.* for reference {stem}")
     return found[0]
@@ -175,8 +188,9 @@ class Method:
     reconstructor: object = None
     info: dict = field(default_factory=dict)
 
-    def predict(self, ldr: np.ndarray, linearize: str | None,
-                blend: str | None = None) -> np.ndarray:
+    def predict(
+        self, ldr: np.ndarray, linearize: str | None, blend: str | None = None
+    ) -> np.ndarray:
         if self.reconstructor is None:
             return ldr_linear(ldr)
         return self.reconstructor.run(ldr, linearize=linearize, blend=blend).hdr
@@ -202,8 +216,13 @@ def method_labels(params: list[str], labels: list[str] | None) -> list[str]:
     return out
 
 
-def load_methods(params: list[str], labels: list[str] | None, linearize: str | None,
-                 device: str = "auto", blend: str | None = None) -> list[Method]:
+def load_methods(
+    params: list[str],
+    labels: list[str] | None,
+    linearize: str | None,
+    device: str = "auto",
+    blend: str | None = None,
+) -> list[Method]:
     """The baseline and one Method per weight file (loaded and checked now, built lazily)."""
     from .reconstruct import Reconstructor
 
@@ -211,11 +230,23 @@ def load_methods(params: list[str], labels: list[str] | None, linearize: str | N
     for label, p in zip(method_labels(params, labels), params):
         rec = Reconstructor(p, device=device)
         w = rec.weights
-        methods.append(Method(label, str(p), rec, {
-            "label": label, "params": str(p), "file": w.source,
-            "sha256": w.metadata.get("sha256", ""), "width_factor": w.width_factor,
-            "linearize": linearize or w.linearize, "blend": blend or w.blend,
-            "format": w.metadata.get("format", "")}))
+        methods.append(
+            Method(
+                label,
+                str(p),
+                rec,
+                {
+                    "label": label,
+                    "params": str(p),
+                    "file": w.source,
+                    "sha256": w.metadata.get("sha256", ""),
+                    "width_factor": w.width_factor,
+                    "linearize": linearize or w.linearize,
+                    "blend": blend or w.blend,
+                    "format": w.metadata.get("format", ""),
+                },
+            )
+        )
     return methods
 
 
@@ -255,8 +286,15 @@ class EvaluationResult:
     figures: list[Path]
 
 
-PER_IMAGE_COLUMNS = ("image", "clip", "jpeg", "method", "gain", "clipped_fraction",
-                     *metrics.ALL_METRIC_NAMES)
+PER_IMAGE_COLUMNS = (
+    "image",
+    "clip",
+    "jpeg",
+    "method",
+    "gain",
+    "clipped_fraction",
+    *metrics.ALL_METRIC_NAMES,
+)
 
 
 def summary_columns() -> tuple[str, ...]:
@@ -296,12 +334,20 @@ def summarise(rows: list[dict], method_order: list[str]) -> list[dict]:
             sel = [r for r in rows if r["method"] == method and r["clip"] == clip]
             if not sel:
                 continue
-            row = {"method": method, "clip": clip, "jpeg": sel[0]["jpeg"], "n": len(sel),
-                   "n_clipped": sum(1 for r in sel if not math.isnan(r["pu21_psnr_clipped"]))}
+            row = {
+                "method": method,
+                "clip": clip,
+                "jpeg": sel[0]["jpeg"],
+                "n": len(sel),
+                "n_clipped": sum(1 for r in sel if not math.isnan(r["pu21_psnr_clipped"])),
+            }
             for m in metrics.ALL_METRIC_NAMES:
                 row[m], row[f"{m}_ci95"], _ = confidence_interval(r[m] for r in sel)
-            diffs = [r["pu21_psnr"] - baseline[(r["image"], clip)] for r in sel
-                     if (r["image"], clip) in baseline]
+            diffs = [
+                r["pu21_psnr"] - baseline[(r["image"], clip)]
+                for r in sel
+                if (r["image"], clip) in baseline
+            ]
             diffs = [d for d in diffs if not math.isnan(d)]
             row["worst_pu21_psnr_vs_ldr_linear"] = min(diffs) if diffs else float("nan")
             out.append(row)
@@ -343,8 +389,16 @@ def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for dist in ("napari-hdrcnn", "numpy", "scipy", "scikit-image", "pillow", "tensorflow-cpu",
-                 "tensorflow", "OpenEXR"):
+    for dist in (
+        "napari-hdrcnn",
+        "numpy",
+        "scipy",
+        "scikit-image",
+        "pillow",
+        "tensorflow-cpu",
+        "tensorflow",
+        "OpenEXR",
+    ):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
@@ -355,40 +409,53 @@ def versions() -> dict:
 def protocol_settings(config: EvaluationConfig) -> dict:
     """Everything a reader needs to reproduce or compare the numbers."""
     return {
-        "test_inputs": ("given LDR files" if config.ldr_dir else
-                        "camera: e such that the clip-th percentile of max_c(e*H) is 1; "
-                        "clip(e*H, 0, 1) ** (1/2.2); 8-bit rounding"),
+        "test_inputs": (
+            "given LDR files"
+            if config.ldr_dir
+            else "camera: e such that the clip-th percentile of max_c(e*H) is 1; "
+            "clip(e*H, 0, 1) ** (1/2.2); 8-bit rounding"
+        ),
         "clip_levels": None if config.ldr_dir else [float(c) for c in config.clips],
         "jpeg_quality": config.jpeg,
         "jpeg_chroma_subsampling": JPEG_SUBSAMPLING if config.jpeg else None,
         "max_side": config.max_side,
-        "alignment": ("log g = mean(log Y_ref - log Y_pred) over pixels with LDR max channel "
-                      f"<= {metrics.UNCLIPPED_MAX_CODE}/255 and both luminances > "
-                      f"{metrics.GAIN_MIN_LUMINANCE:g}; then both images * "
-                      f"{metrics.PEAK_LUMINANCE:g} / max(Y_ref), clamped to "
-                      f"[{metrics.L_MIN:g}, {metrics.L_MAX:g}] cd/m^2"),
+        "alignment": (
+            "log g = mean(log Y_ref - log Y_pred) over pixels with LDR max channel "
+            f"<= {metrics.UNCLIPPED_MAX_CODE}/255 and both luminances > "
+            f"{metrics.GAIN_MIN_LUMINANCE:g}; then both images * "
+            f"{metrics.PEAK_LUMINANCE:g} / max(Y_ref), clamped to "
+            f"[{metrics.L_MIN:g}, {metrics.L_MAX:g}] cd/m^2"
+        ),
         "luminance": "Y = 0.2126 R + 0.7152 G + 0.0722 B",
         "pu21": {"variant": "banding_glare", "params": list(metrics.PU21_PARAMS)},
         "pu21_psnr_peak": metrics.PU21_PSNR_PEAK,
         "clipped_region": f"LDR max channel >= {metrics.CLIPPED_MIN_CODE}/255",
-        "pu21_ssim": ("skimage structural_similarity on PU21 luminance, data_range=256, "
-                      "gaussian_weights=True, sigma=1.5, use_sample_covariance=False"),
+        "pu21_ssim": (
+            "skimage structural_similarity on PU21 luminance, data_range=256, "
+            "gaussian_weights=True, sigma=1.5, use_sample_covariance=False"
+        ),
         "log_rmse_clipped": "RMSE of log2 luminance (stops) over the clipped region",
-        "crf_correction": ("SI-HDR: cubic on PQ luminance (least squares), ridge-regularised "
-                           f"cubic on u'v' (lambda {metrics.CRF_CHROMA_LAMBDA}), prediction "
-                           "fitted to the reference, then scored (+CRF columns)"),
+        "crf_correction": (
+            "SI-HDR: cubic on PQ luminance (least squares), ridge-regularised "
+            f"cubic on u'v' (lambda {metrics.CRF_CHROMA_LAMBDA}), prediction "
+            "fitted to the reference, then scored (+CRF columns)"
+        ),
         "confidence_interval": CI_DESCRIPTION,
         "baseline": f"{BASELINE}: x ** {CAMERA_GAMMA:g} of the input",
         "linearize_override": config.linearize,
         "blend_override": config.blend,
-        "figures": {"exposure_stops_vs_camera": FIGURE_STOPS, "display_gamma": CAMERA_GAMMA,
-                    "error_map": f"|PU21(Y_pred) - PU21(Y_ref)|, 0 to {ERROR_MAP_MAX_PU:g}"},
+        "figures": {
+            "exposure_stops_vs_camera": FIGURE_STOPS,
+            "display_gamma": CAMERA_GAMMA,
+            "error_map": f"|PU21(Y_pred) - PU21(Y_ref)|, 0 to {ERROR_MAP_MAX_PU:g}",
+        },
     }
 
 
 # -- figures -------------------------------------------------------------------------------------
-_RAMP = np.array([[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]],
-                 np.float32)  # dark to light, magma-like
+_RAMP = np.array(
+    [[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]], np.float32
+)  # dark to light, magma-like
 
 
 def colour_ramp(t: np.ndarray) -> np.ndarray:
@@ -419,10 +486,13 @@ def _panel(pixels: np.ndarray, title: str, width: int):
     return out
 
 
-def comparison_figure(test: InputCase, reference: np.ndarray,
-                      scorer: metrics.ScoringReference,
-                      rows: list[tuple[str, np.ndarray, float]], display_scale: float
-                      ) -> np.ndarray:
+def comparison_figure(
+    test: InputCase,
+    reference: np.ndarray,
+    scorer: metrics.ScoringReference,
+    rows: list[tuple[str, np.ndarray, float]],
+    display_scale: float,
+) -> np.ndarray:
     """One row per method: input | reconstruction | reference | error map, all at one exposure.
 
     rows: (label, prediction, alignment gain); images are shown in the reference's scale times
@@ -435,18 +505,24 @@ def comparison_figure(test: InputCase, reference: np.ndarray,
     shown_ref = display(reference, display_scale)
     panels = []
     for label, pred, gain in rows:
-        pred_y = np.clip(metrics.luminance(metrics.to_absolute(pred, gain * scorer.scale)),
-                         metrics.L_MIN, metrics.L_MAX)
+        pred_y = np.clip(
+            metrics.luminance(metrics.to_absolute(pred, gain * scorer.scale)),
+            metrics.L_MIN,
+            metrics.L_MAX,
+        )
         err = np.abs(metrics.pu21_encode(pred_y) - scorer.pu_y) / ERROR_MAP_MAX_PU
-        panels.append([
-            _panel(shown_in, f"input, clip {test.clip}", FIGURE_PANEL_WIDTH),
-            _panel(display(pred, display_scale * gain), label, FIGURE_PANEL_WIDTH),
-            _panel(shown_ref, "reference", FIGURE_PANEL_WIDTH),
-            _panel(colour_ramp(err), f"|dPU21| 0-{ERROR_MAP_MAX_PU:g}", FIGURE_PANEL_WIDTH),
-        ])
+        panels.append(
+            [
+                _panel(shown_in, f"input, clip {test.clip}", FIGURE_PANEL_WIDTH),
+                _panel(display(pred, display_scale * gain), label, FIGURE_PANEL_WIDTH),
+                _panel(shown_ref, "reference", FIGURE_PANEL_WIDTH),
+                _panel(colour_ramp(err), f"|dPU21| 0-{ERROR_MAP_MAX_PU:g}", FIGURE_PANEL_WIDTH),
+            ]
+        )
     pw, ph, gap = panels[0][0].width, panels[0][0].height, 4
-    sheet = Image.new("RGB", (4 * pw + 3 * gap, len(panels) * ph + (len(panels) - 1) * gap),
-                      (255, 255, 255))
+    sheet = Image.new(
+        "RGB", (4 * pw + 3 * gap, len(panels) * ph + (len(panels) - 1) * gap), (255, 255, 255)
+    )
     for r, row in enumerate(panels):
         for c, p in enumerate(row):
             sheet.paste(p, (c * (pw + gap), r * (ph + gap)))
@@ -463,8 +539,9 @@ def list_references(path: Path) -> list[Path]:
     return found
 
 
-def input_cases(name: str, image: str, reference: np.ndarray, config: EvaluationConfig,
-                given: Path | None) -> list[InputCase]:
+def input_cases(
+    name: str, image: str, reference: np.ndarray, config: EvaluationConfig, given: Path | None
+) -> list[InputCase]:
     if given is not None:
         ldr = read_given_ldr(given, reference.shape[:2])
         return [InputCase(name, image, "given", ldr, None)]
@@ -490,29 +567,42 @@ def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResu
     if config.jpeg is not None and not 1 <= config.jpeg <= 100:
         raise EvaluationError(f"JPEG quality {config.jpeg} must lie in 1..100")
     if config.ldr_dir is not None and config.max_side:
-        raise EvaluationError("--max-side cannot be combined with given LDR inputs (their size "
-                              "must match the reference)")
+        raise EvaluationError(
+            "--max-side cannot be combined with given LDR inputs (their size "
+            "must match the reference)"
+        )
     if config.ldr_dir is not None and config.jpeg is not None:
-        raise EvaluationError("--jpeg applies to the inputs the protocol makes; given LDR "
-                              "inputs are used as they are")
+        raise EvaluationError(
+            "--jpeg applies to the inputs the protocol makes; given LDR inputs are used as they are"
+        )
     ref_paths = list_references(Path(config.reference))
     names = unique_names(ref_paths)
-    methods = load_methods(config.params, config.labels, config.linearize, config.device,
-                           config.blend)
+    methods = load_methods(
+        config.params, config.labels, config.linearize, config.device, config.blend
+    )
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    settings = {"command": config.command, "versions": versions(),
-                "protocol": protocol_settings(config),
-                "methods": [m.info for m in methods], "references": []}
+    settings = {
+        "command": config.command,
+        "versions": versions(),
+        "protocol": protocol_settings(config),
+        "methods": [m.info for m in methods],
+        "references": [],
+    }
     rows, figures = [], []
     for path, name in zip(ref_paths, names):
         reference = as_reference(read_image(path), path, log)
         if config.max_side:
             reference = downscale(reference, config.max_side)
-        settings["references"].append({"file": str(path), "name": name,
-                                       "sha256": sha256_of(path),
-                                       "size": [reference.shape[1], reference.shape[0]]})
+        settings["references"].append(
+            {
+                "file": str(path),
+                "name": name,
+                "sha256": sha256_of(path),
+                "size": [reference.shape[1], reference.shape[0]],
+            }
+        )
         given = find_given_ldr(Path(config.ldr_dir), path.stem) if config.ldr_dir else None
         for test in input_cases(name, path.name, reference, config, given):
             if test.encoded is not None:
@@ -523,24 +613,37 @@ def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResu
             scorer = metrics.ScoringReference(reference, test.ldr)
             for method in methods:
                 t0 = time.perf_counter()
-                pred = metrics.finite_prediction(method.predict(test.ldr, config.linearize,
-                                                                   config.blend))
+                pred = metrics.finite_prediction(
+                    method.predict(test.ldr, config.linearize, config.blend)
+                )
                 seconds = time.perf_counter() - t0
                 s = scorer.score(pred)
-                rows.append({"image": name, "clip": test.clip, "jpeg": config.jpeg or "",
-                             "method": method.label, "gain": s.gain,
-                             "clipped_fraction": s.clipped_fraction, **s.metrics})
+                rows.append(
+                    {
+                        "image": name,
+                        "clip": test.clip,
+                        "jpeg": config.jpeg or "",
+                        "method": method.label,
+                        "gain": s.gain,
+                        "clipped_fraction": s.clipped_fraction,
+                        **s.metrics,
+                    }
+                )
                 fig_rows.append((method.label, pred, s.gain))
-                log(f"{name} clip {test.clip}: {method.label:<12} PU21-PSNR "
+                log(
+                    f"{name} clip {test.clip}: {method.label:<12} PU21-PSNR "
                     f"{s.metrics['pu21_psnr']:6.2f} clipped {s.metrics['pu21_psnr_clipped']:6.2f}"
-                    f" SSIM {s.metrics['pu21_ssim']:.4f} ({seconds:.1f} s)")
+                    f" SSIM {s.metrics['pu21_ssim']:.4f} ({seconds:.1f} s)"
+                )
             if config.figures:
                 exposure = test.exposure
                 if exposure is None:  # given input: the camera's exposure, as the gain finds it
-                    exposure = 1.0 / metrics.alignment_gain(ldr_linear(test.ldr), reference,
-                                                            test.ldr)
-                sheet = comparison_figure(test, reference, scorer, fig_rows,
-                                          exposure * 2.0 ** FIGURE_STOPS)
+                    exposure = 1.0 / metrics.alignment_gain(
+                        ldr_linear(test.ldr), reference, test.ldr
+                    )
+                sheet = comparison_figure(
+                    test, reference, scorer, fig_rows, exposure * 2.0**FIGURE_STOPS
+                )
                 fig = out / "figures" / f"{test.name}.png"
                 write_png(fig, sheet)
                 figures.append(fig)
@@ -549,15 +652,20 @@ def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResu
     order = [m.label for m in methods]
     summary = summarise(rows, order)
     write_csv(out / "summary.csv", summary, summary_columns())
-    write_bytes(out / "settings.json",
-                (json.dumps(settings, indent=2, sort_keys=False) + "\n").encode())
+    write_bytes(
+        out / "settings.json", (json.dumps(settings, indent=2, sort_keys=False) + "\n").encode()
+    )
     return EvaluationResult(rows, summary, settings, figures)
 
 
 # -- printing ------------------------------------------------------------------------------------
 PRINT_DIGITS = {"pu21_psnr": 2, "pu21_psnr_clipped": 2, "pu21_ssim": 4, "log_rmse_clipped": 3}
-PRINT_TITLES = {"pu21_psnr": "PU21-PSNR", "pu21_psnr_clipped": "clipped PSNR",
-                "pu21_ssim": "PU21-SSIM", "log_rmse_clipped": "log2 RMSE"}
+PRINT_TITLES = {
+    "pu21_psnr": "PU21-PSNR",
+    "pu21_psnr_clipped": "clipped PSNR",
+    "pu21_ssim": "PU21-SSIM",
+    "log_rmse_clipped": "log2 RMSE",
+}
 
 
 def _cell(mean: float, ci: float, digits: int) -> str:
@@ -575,9 +683,14 @@ def format_summary(summary: list[dict]) -> str:
     blocks = []
     for suffix, title in (("", "aligned"), (metrics.CRF_SUFFIX, "aligned + CRF correction")):
         head = ["method", "clip", "n"] + [PRINT_TITLES[m] for m in metrics.METRIC_NAMES]
-        body = [[r["method"], str(r["clip"]), str(r["n"])]
-                + [_cell(r[m + suffix], r[f"{m + suffix}_ci95"], PRINT_DIGITS[m])
-                   for m in metrics.METRIC_NAMES] for r in summary]
+        body = [
+            [r["method"], str(r["clip"]), str(r["n"])]
+            + [
+                _cell(r[m + suffix], r[f"{m + suffix}_ci95"], PRINT_DIGITS[m])
+                for m in metrics.METRIC_NAMES
+            ]
+            for r in summary
+        ]
         widths = [max(len(x) for x in col) for col in zip(head, *body)]
         lines = [f"{title}:", "  ".join(h.ljust(w) for h, w in zip(head, widths))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
@@ -587,18 +700,22 @@ def format_summary(summary: list[dict]) -> str:
 
 def format_settings(result: EvaluationResult) -> str:
     p = result.settings["protocol"]
-    lines = [f"inputs:    {p['test_inputs']}",
-             f"clip:      {p['clip_levels']}   JPEG: {p['jpeg_quality'] or 'none'}"
-             f"   max side: {p['max_side'] or 'native'}",
-             f"alignment: {p['alignment']}",
-             f"metrics:   PU21 {p['pu21']['variant']}, PSNR peak {p['pu21_psnr_peak']:g}; "
-             f"clipped region {p['clipped_region']}; +CRF: {p['crf_correction']}",
-             f"CI:        {p['confidence_interval']}"]
+    lines = [
+        f"inputs:    {p['test_inputs']}",
+        f"clip:      {p['clip_levels']}   JPEG: {p['jpeg_quality'] or 'none'}"
+        f"   max side: {p['max_side'] or 'native'}",
+        f"alignment: {p['alignment']}",
+        f"metrics:   PU21 {p['pu21']['variant']}, PSNR peak {p['pu21_psnr_peak']:g}; "
+        f"clipped region {p['clipped_region']}; +CRF: {p['crf_correction']}",
+        f"CI:        {p['confidence_interval']}",
+    ]
     for m in result.settings["methods"]:
         if m["label"] == BASELINE:
             continue
-        lines.append(f"method:    {m['label']} = {m['file']} (sha256 {m['sha256'][:16]}, width "
-                     f"{m['width_factor']:g}, linearise {m['linearize']}, blend "
-                     f"{m['blend']})")
+        lines.append(
+            f"method:    {m['label']} = {m['file']} (sha256 {m['sha256'][:16]}, width "
+            f"{m['width_factor']:g}, linearise {m['linearize']}, blend "
+            f"{m['blend']})"
+        )
     lines.append(f"images:    {len(result.settings['references'])}")
     return "\n".join(lines)

@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -31,8 +31,18 @@ from . import image_io
 from .reconstruct import InputImageError
 from .weights import AUTHORS_FILES, Weights, load_weights
 
-RECONSTRUCT_OPTIONS = ("gamma", "scaling", "linearize", "blend", "sizing", "width", "height",
-                       "tile", "overlap", "memory_budget_mb")
+RECONSTRUCT_OPTIONS = (
+    "gamma",
+    "scaling",
+    "linearize",
+    "blend",
+    "sizing",
+    "width",
+    "height",
+    "tile",
+    "overlap",
+    "memory_budget_mb",
+)
 OUTPUT_SUFFIXES = ("_out.exr", "_in.png", "_out.png")
 DEFAULT_PREVIEW_FPS = 25.0
 # A temp file atomic_output leaves behind when its process is killed mid-write.
@@ -47,8 +57,10 @@ def check_options(options: dict) -> dict:
     """Refuse unknown reconstruction options here, not once per frame on a worker."""
     unknown = sorted(set(options) - set(RECONSTRUCT_OPTIONS))
     if unknown:
-        raise TypeError(f"unknown reconstruction option(s) {', '.join(unknown)}; known: "
-                        f"{', '.join(RECONSTRUCT_OPTIONS)}")
+        raise TypeError(
+            f"unknown reconstruction option(s) {', '.join(unknown)}; known: "
+            f"{', '.join(RECONSTRUCT_OPTIONS)}"
+        )
     return dict(options)
 
 
@@ -94,8 +106,15 @@ def remove_stale_temps(out_dir: Path) -> int:
 
 
 # -- one frame ----------------------------------------------------------------------------------
-def reconstruct_frame(reconstructor, image: np.ndarray, number: int, name: str, options: dict,
-                      spec: OutputSpec | None, progress=None) -> np.ndarray:
+def reconstruct_frame(
+    reconstructor,
+    image: np.ndarray,
+    number: int,
+    name: str,
+    options: dict,
+    spec: OutputSpec | None,
+    progress=None,
+) -> np.ndarray:
     """Reconstruct one frame; with a spec, write its outputs and return the HDR as written
     (see `OutputSpec.as_written`), without one return the float32 HDR."""
     from .tonemap import exposure_preview
@@ -108,9 +127,13 @@ def reconstruct_frame(reconstructor, image: np.ndarray, number: int, name: str, 
         image_io.write_png(f"{stem}_in.png", exposure_preview(result.ldr, linear=False))
         image_io.write_png(f"{stem}_out.png", exposure_preview(result.hdr[..., :3]))
     # The EXR last: it is the frame's main output, and the resume check looks for all three.
-    image_io.write_exr(spec.exr_path(number), result.hdr, dtype=spec.exr_dtype,
-                       compression=spec.compression,
-                       header={"hdrcnn_source": name, "hdrcnn_weights": spec.weights_name})
+    image_io.write_exr(
+        spec.exr_path(number),
+        result.hdr,
+        dtype=spec.exr_dtype,
+        compression=spec.compression,
+        header={"hdrcnn_source": name, "hdrcnn_weights": spec.weights_name},
+    )
     return spec.as_written(result.hdr)
 
 
@@ -147,9 +170,14 @@ class FrameOutcome:
         return self.input_pixels
 
 
-def plain_outcomes(frames: Iterable, reconstructor, options: dict, spec: OutputSpec | None,
-                   overwrite: bool = False,
-                   tile_progress: TileProgress | None = None) -> Iterator[FrameOutcome]:
+def plain_outcomes(
+    frames: Iterable,
+    reconstructor,
+    options: dict,
+    spec: OutputSpec | None,
+    overwrite: bool = False,
+    tile_progress: TileProgress | None = None,
+) -> Iterator[FrameOutcome]:
     """Reconstruct frames one after the other in this process."""
     for frame in frames:
         number = frame.index + 1
@@ -158,15 +186,24 @@ def plain_outcomes(frames: Iterable, reconstructor, options: dict, spec: OutputS
             continue
         progress = None
         if tile_progress is not None:
+
             def progress(done, total, _name=frame.name):
                 tile_progress(_name, done, total)
+
         try:
             image = frame.read()
-            output = reconstruct_frame(reconstructor, image, number, frame.name, options, spec,
-                                       progress)
+            output = reconstruct_frame(
+                reconstructor, image, number, frame.name, options, spec, progress
+            )
         except Exception as err:  # a bad frame must not stop the sequence
-            yield FrameOutcome(number, frame.name, "failed", frame,
-                               error=describe_error(frame.name, err), exception=err)
+            yield FrameOutcome(
+                number,
+                frame.name,
+                "failed",
+                frame,
+                error=describe_error(frame.name, err),
+                exception=err,
+            )
             continue
         yield FrameOutcome(number, frame.name, "done", frame, output, input_pixels=image)
 
@@ -192,11 +229,15 @@ def video_weights_hint(weights: Weights) -> str | None:
             resolve(name)
         except WeightFileError:
             continue
-        return (f"hint: these weights are not temporally regularised and may flicker on video; "
-                f"`--params {name}` flickers less")
+        return (
+            f"hint: these weights are not temporally regularised and may flicker on video; "
+            f"`--params {name}` flickers less"
+        )
     name = VIDEO_WEIGHT_NAMES[-1]
-    return (f"hint: these weights are not temporally regularised and may flicker on video; "
-            f"`--params {name}` flickers less (`hdrcnn weights download {name}` installs it)")
+    return (
+        f"hint: these weights are not temporally regularised and may flicker on video; "
+        f"`--params {name}` flickers less (`hdrcnn weights download {name}` installs it)"
+    )
 
 
 def preview_video_path(path: str | os.PathLike, out_dir: Path) -> Path:
@@ -269,8 +310,13 @@ def run_sequence(
     loaded = reconstructor.weights if reconstructor is not None else load_weights(weights)
     if previews is None:
         previews = getattr(source, "kind", "images") != "video"
-    spec = OutputSpec(out_dir, previews=previews, exr_dtype=exr_dtype, compression=compression,
-                      weights_name=Path(loaded.source).name)
+    spec = OutputSpec(
+        out_dir,
+        previews=previews,
+        exr_dtype=exr_dtype,
+        compression=compression,
+        weights_name=Path(loaded.source).name,
+    )
     report = SequenceReport(stale_temps_removed=remove_stale_temps(out_dir))
 
     if client is None:
@@ -278,12 +324,17 @@ def run_sequence(
     else:
         from .dask_runner import cluster_outcomes
 
-        outcomes = cluster_outcomes(client, source, loaded, device, options, spec,
-                                    overwrite=overwrite, window=window)
+        outcomes = cluster_outcomes(
+            client, source, loaded, device, options, spec, overwrite=overwrite, window=window
+        )
 
     accumulator = TemporalStabilityAccumulator() if measure_stability else None
-    figures = _OrderedFigures(accumulator, out_dir, preview_video,
-                              fps or getattr(source, "fps", None) or DEFAULT_PREVIEW_FPS)
+    figures = _OrderedFigures(
+        accumulator,
+        out_dir,
+        preview_video,
+        fps or getattr(source, "fps", None) or DEFAULT_PREVIEW_FPS,
+    )
     start = time.perf_counter()
     try:
         for outcome in outcomes:
@@ -368,14 +419,19 @@ class _OrderedFigures:
             return None, self.note
         if self.measured < 2:
             return None, "fewer than 2 frames; no temporal-stability figure"
-        return self.accumulator.result(), (f"{failed} failed frame(s) left out" if failed
-                                           else "")
+        return self.accumulator.result(), (f"{failed} failed frame(s) left out" if failed else "")
 
 
 # -- arrays ---------------------------------------------------------------------------------------
-def reconstruct_stack(stack: np.ndarray, weights: str | os.PathLike | Weights = "default",
-                      client=None, *, device: str = "auto", window: int | None = None,
-                      **reconstruct_options) -> np.ndarray:
+def reconstruct_stack(
+    stack: np.ndarray,
+    weights: str | os.PathLike | Weights = "default",
+    client=None,
+    *,
+    device: str = "auto",
+    window: int | None = None,
+    **reconstruct_options,
+) -> np.ndarray:
     """Reconstruct every frame of a (T, H, W, C) stack; returns float32 (T, H', W', C').
 
     With a dask.distributed `client` the frames are spread over its workers (each loads the
@@ -397,8 +453,9 @@ def reconstruct_stack(stack: np.ndarray, weights: str | os.PathLike | Weights = 
     else:
         from .dask_runner import cluster_outcomes
 
-        outcomes = cluster_outcomes(client, frames, load_weights(weights), device, options, None,
-                                    window=window)
+        outcomes = cluster_outcomes(
+            client, frames, load_weights(weights), device, options, None, window=window
+        )
     out = None
     for outcome in outcomes:
         if outcome.status == "failed":
@@ -406,8 +463,10 @@ def reconstruct_stack(stack: np.ndarray, weights: str | os.PathLike | Weights = 
         if out is None:
             out = np.empty((stack.shape[0], *outcome.output.shape), np.float32)
         if outcome.output.shape != out.shape[1:]:
-            raise InputImageError(f"{outcome.name}: output shape {outcome.output.shape} differs"
-                                  f" from the first frame's {out.shape[1:]}")
+            raise InputImageError(
+                f"{outcome.name}: output shape {outcome.output.shape} differs"
+                f" from the first frame's {out.shape[1:]}"
+            )
         out[outcome.number - 1] = outcome.output
     if out is None:  # an empty stack
         return np.empty(stack.shape, np.float32)

@@ -23,16 +23,27 @@ import struct
 import tempfile
 import warnings
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 HDR_EXTENSIONS = (".exr", ".hdr")
-LDR_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".ppm",
-                  ".pgm", ".pnm")
+LDR_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".webp",
+    ".gif",
+    ".ppm",
+    ".pgm",
+    ".pnm",
+)
 IMAGE_EXTENSIONS = HDR_EXTENSIONS + LDR_EXTENSIONS
 
 HALF_MAX = 65504.0
@@ -63,16 +74,23 @@ def list_images(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     if path.is_file():
         if not is_image_file(path):
-            raise ImageReadError(f"{path}: not a supported image type "
-                                 f"({', '.join(IMAGE_EXTENSIONS)})")
+            raise ImageReadError(
+                f"{path}: not a supported image type ({', '.join(IMAGE_EXTENSIONS)})"
+            )
         return [path]
     if path.is_dir():
-        found = sorted((p for p in path.iterdir()
-                        if p.is_file() and not p.name.startswith(".") and is_image_file(p)),
-                       key=lambda p: p.name)
+        found = sorted(
+            (
+                p
+                for p in path.iterdir()
+                if p.is_file() and not p.name.startswith(".") and is_image_file(p)
+            ),
+            key=lambda p: p.name,
+        )
         if not found:
-            raise ImageReadError(f"{path}: no images found in this folder "
-                                 f"(looked for {', '.join(IMAGE_EXTENSIONS)})")
+            raise ImageReadError(
+                f"{path}: no images found in this folder (looked for {', '.join(IMAGE_EXTENSIONS)})"
+            )
         return found
     raise ImageReadError(f"{path}: no such file or folder")
 
@@ -144,8 +162,11 @@ def _read_with_pillow(path: Path) -> np.ndarray:
     if png16 == "plain":
         return _read_png16(path)
     if png16 == "interlaced":
-        warnings.warn(f"{path}: interlaced 16-bit colour PNG read as 8 bit (re-save it without "
-                      "interlacing to keep 16 bits)", stacklevel=3)
+        warnings.warn(
+            f"{path}: interlaced 16-bit colour PNG read as 8 bit (re-save it without "
+            "interlacing to keep 16 bits)",
+            stacklevel=3,
+        )
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)  # a copy, rotated as the camera meant
@@ -184,8 +205,7 @@ def _read_tiff(path: Path) -> np.ndarray:
             page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
             arr = page.asarray()
             axes = page.axes
-            palette = (page.photometric == tifffile.PHOTOMETRIC.PALETTE
-                       and page.colormap is not None)
+            palette = page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None
             colormap = page.colormap if palette else None
     except ImageReadError:
         raise
@@ -216,7 +236,7 @@ _PNG_CHANNELS = {v: k for k, v in _PNG_COLOUR_TYPES.items()}
 
 
 def _png16_colour_kind(path: Path) -> str | None:
-    """"plain" or "interlaced" for 16-bit RGB(A) and grey+alpha PNGs, which Pillow reduces to
+    """ "plain" or "interlaced" for 16-bit RGB(A) and grey+alpha PNGs, which Pillow reduces to
     8 bit (the plain ones are decoded here instead); None for anything else."""
     with open(path, "rb") as f:
         head = f.read(29)
@@ -231,8 +251,8 @@ def _png16_colour_kind(path: Path) -> str | None:
 def _png_chunks(data: bytes, path: Path) -> Iterator[tuple[bytes, bytes]]:
     pos = 8
     while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         if len(body) != length:
             raise ImageReadError(f"{path}: PNG truncated inside chunk {kind!r}")
         yield kind, body
@@ -296,8 +316,7 @@ def _png_unfilter(filtered: np.ndarray, filters: np.ndarray) -> np.ndarray:
         p = left + up - ul
         pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - ul)
         paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, ul))
-        pred = np.select([f == 1, f == 2, f == 3, f == 4],
-                         [left, up, (left + up) >> 1, paeth], 0)
+        pred = np.select([f == 1, f == 2, f == 3, f == 4], [left, up, (left + up) >> 1, paeth], 0)
         out[ys + 1, xs + 1] = (raw[ys, xs] + pred) & 255
     return out[1:, 1:].astype(np.uint8)
 
@@ -308,13 +327,21 @@ def _encode_png16(arr: np.ndarray) -> bytes:
     rows = arr.astype(">u2").reshape(height, -1).view(np.uint8)
     raw = np.hstack([np.zeros((height, 1), np.uint8), rows])  # filter type 0 on every row
     ihdr = struct.pack(">IIBBBBB", width, height, 16, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
-    return (PNG_SIGNATURE + _png_chunk(b"IHDR", ihdr)
-            + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _png_chunk(b"IEND", b""))
+    return (
+        PNG_SIGNATURE
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return (struct.pack(">I", len(body)) + kind + body
-            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(body))
+        + kind
+        + body
+        + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    )
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -326,8 +353,9 @@ def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (2, 3, 4))):
-        raise ValueError(f"{path}: write_png needs (H, W) or (H, W, 1-4) pixels, "
-                         f"got shape {arr.shape}")
+        raise ValueError(
+            f"{path}: write_png needs (H, W) or (H, W, 1-4) pixels, got shape {arr.shape}"
+        )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{path}: cannot write an empty image of shape {arr.shape}")
 
@@ -425,8 +453,7 @@ def read_exr(path: str | os.PathLike, part: int | str = 0, layer: str | None = N
     if "deep" in storage:
         raise ImageReadError(f"{path}: deep OpenEXR data is not supported")
     data_window = _box(header.get("dataWindow"))
-    display_window = _box(header.get("displayWindow")) if "displayWindow" in header \
-        else data_window
+    display_window = _box(header.get("displayWindow")) if "displayWindow" in header else data_window
     (xmin, ymin), (xmax, ymax) = data_window
     width, height = xmax - xmin + 1, ymax - ymin + 1
 
@@ -438,23 +465,32 @@ def read_exr(path: str | os.PathLike, part: int | str = 0, layer: str | None = N
         px = px.astype(np.float32)
         if px.shape != (height, width):
             if ch.xSampling == 1 and ch.ySampling == 1:
-                raise ImageReadError(f"{path}: channel {name!r} is {px.shape[1]}x{px.shape[0]}"
-                                     f", the data window {width}x{height}")
+                raise ImageReadError(
+                    f"{path}: channel {name!r} is {px.shape[1]}x{px.shape[0]}"
+                    f", the data window {width}x{height}"
+                )
             px = _upsample(px, ch.xSampling, ch.ySampling, xmin, ymin, width, height)
         return px
 
     selection = _select_channels(list(channels), layer)
     if selection is None:
         where = f" in layer {layer!r}" if layer else ""
-        raise ImageReadError(f"{path}: no image channels{where} (R, G, B, Y or a single "
-                             f"channel); channels are {sorted(channels)}")
+        raise ImageReadError(
+            f"{path}: no image channels{where} (R, G, B, Y or a single "
+            f"channel); channels are {sorted(channels)}"
+        )
     kind, names, alpha_name = selection
     if kind == "rgb":
-        pixels = np.stack([plane(n) if n else np.zeros((height, width), np.float32)
-                           for n in names], axis=-1)
+        pixels = np.stack(
+            [plane(n) if n else np.zeros((height, width), np.float32) for n in names], axis=-1
+        )
     elif kind == "yc":
-        pixels = _yc_to_rgb(plane(names[0]), plane(names[1]), plane(names[2]),
-                            _luminance_weights(header.get("chromaticities")))
+        pixels = _yc_to_rgb(
+            plane(names[0]),
+            plane(names[1]),
+            plane(names[2]),
+            _luminance_weights(header.get("chromaticities")),
+        )
     else:  # grey
         pixels = plane(names[0])
     alpha = plane(alpha_name) if alpha_name else None
@@ -462,10 +498,17 @@ def read_exr(path: str | os.PathLike, part: int | str = 0, layer: str | None = N
     nonfinite = int(np.count_nonzero(~np.isfinite(pixels)))
     if alpha is not None:
         nonfinite += int(np.count_nonzero(~np.isfinite(alpha)))
-    return ExrImage(pixels=pixels, channels=used, header=_plain_header(header),
-                    data_window=data_window, display_window=display_window,
-                    nonfinite=nonfinite, alpha=alpha, path=str(path),
-                    all_channels=sorted(channels))
+    return ExrImage(
+        pixels=pixels,
+        channels=used,
+        header=_plain_header(header),
+        data_window=data_window,
+        display_window=display_window,
+        nonfinite=nonfinite,
+        alpha=alpha,
+        path=str(path),
+        all_channels=sorted(channels),
+    )
 
 
 def _select_channels(names: list[str], layer: str | None):
@@ -475,8 +518,10 @@ def _select_channels(names: list[str], layer: str | None):
         found = _select_in_layer(names, "")
         if found is None and not any("." not in n for n in names):
             # no default view: the first layer (by name) with colour, else with anything
-            layers = [_select_in_layer(names, prefix + ".")
-                      for prefix in sorted({n.rsplit(".", 1)[0] for n in names})]
+            layers = [
+                _select_in_layer(names, prefix + ".")
+                for prefix in sorted({n.rsplit(".", 1)[0] for n in names})
+            ]
             layers = [f for f in layers if f is not None]
             found = next((f for f in layers if f[0] != "grey"), layers[0] if layers else None)
         return found
@@ -484,8 +529,9 @@ def _select_channels(names: list[str], layer: str | None):
 
 
 def _select_in_layer(names: list[str], prefix: str):
-    own = {n[len(prefix):]: n for n in names
-           if n.startswith(prefix) and "." not in n[len(prefix):]}
+    own = {
+        n[len(prefix) :]: n for n in names if n.startswith(prefix) and "." not in n[len(prefix) :]
+    }
     by_upper = {k.upper(): v for k, v in own.items()}
     alpha = by_upper.get("A")
     rgb = [by_upper.get(c, "") for c in "RGB"]
@@ -505,8 +551,9 @@ def _select_in_layer(names: list[str], prefix: str):
     return None
 
 
-def _upsample(px: np.ndarray, xs: int, ys: int, xmin: int, ymin: int, width: int,
-              height: int) -> np.ndarray:
+def _upsample(
+    px: np.ndarray, xs: int, ys: int, xmin: int, ymin: int, width: int, height: int
+) -> np.ndarray:
     """Bring a subsampled channel to full size by linear interpolation between its samples,
     which sit at the pixels whose coordinates are multiples of the sampling rates."""
     px = _interp_axis(px, 0, ys, ymin, height)
@@ -536,9 +583,13 @@ def _luminance_weights(chromaticities) -> tuple[float, float, float]:
         return REC709_LUMINANCE
     try:
         rx, ry, gx, gy, bx, by, wx, wy = (float(v) for v in chromaticities)
-        primaries = np.array([[rx / ry, gx / gy, bx / by],
-                              [1.0, 1.0, 1.0],
-                              [(1 - rx - ry) / ry, (1 - gx - gy) / gy, (1 - bx - by) / by]])
+        primaries = np.array(
+            [
+                [rx / ry, gx / gy, bx / by],
+                [1.0, 1.0, 1.0],
+                [(1 - rx - ry) / ry, (1 - gx - gy) / gy, (1 - bx - by) / by],
+            ]
+        )
         white = np.array([wx / wy, 1.0, (1 - wx - wy) / wy])
         weights = np.linalg.solve(primaries, white)
     except (TypeError, ValueError, ZeroDivisionError, np.linalg.LinAlgError):
@@ -548,8 +599,9 @@ def _luminance_weights(chromaticities) -> tuple[float, float, float]:
     return tuple(float(w) for w in weights)
 
 
-def _yc_to_rgb(y: np.ndarray, ry: np.ndarray, by: np.ndarray,
-               weights: tuple[float, float, float]) -> np.ndarray:
+def _yc_to_rgb(
+    y: np.ndarray, ry: np.ndarray, by: np.ndarray, weights: tuple[float, float, float]
+) -> np.ndarray:
     """OpenEXR's luminance/chroma: RY = (R - Y) / Y, BY = (B - Y) / Y."""
     wr, wg, wb = weights
     r = (ry + 1) * y
@@ -574,12 +626,19 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if hasattr(value, "xSampling") and hasattr(value, "name"):  # a Channel description
-        return {"name": value.name, "xSampling": int(value.xSampling),
-                "ySampling": int(value.ySampling), "pLinear": bool(value.pLinear)}
+        return {
+            "name": value.name,
+            "xSampling": int(value.xSampling),
+            "ySampling": int(value.ySampling),
+            "pLinear": bool(value.pLinear),
+        }
     if hasattr(value, "xSize") and hasattr(value, "mode"):  # TileDescription
-        return {"xSize": int(value.xSize), "ySize": int(value.ySize),
-                "mode": getattr(value.mode, "name", str(value.mode)),
-                "roundingMode": getattr(value.roundingMode, "name", str(value.roundingMode))}
+        return {
+            "xSize": int(value.xSize),
+            "ySize": int(value.ySize),
+            "mode": getattr(value.mode, "name", str(value.mode)),
+            "roundingMode": getattr(value.roundingMode, "name", str(value.roundingMode)),
+        }
     name = getattr(value, "name", None)
     if isinstance(name, str):  # the binding's enums
         return name
@@ -593,8 +652,11 @@ def _plain_header(header: dict) -> dict:
             plain[key] = _compression_name(value)
         elif key == "preview":
             px = getattr(value, "pixels", None)
-            plain[key] = {"width": int(px.shape[1]), "height": int(px.shape[0])} \
-                if isinstance(px, np.ndarray) and px.ndim >= 2 else str(value)
+            plain[key] = (
+                {"width": int(px.shape[1]), "height": int(px.shape[0])}
+                if isinstance(px, np.ndarray) and px.ndim >= 2
+                else str(value)
+            )
         else:
             plain[key] = _plain(value)
     return plain
@@ -602,11 +664,19 @@ def _plain_header(header: dict) -> dict:
 
 # compression names accepted by write_exr -> attribute names in the OpenEXR module
 _COMPRESSION_ATTRS = {
-    "none": "NO_COMPRESSION", "rle": "RLE_COMPRESSION", "zips": "ZIPS_COMPRESSION",
-    "zip": "ZIP_COMPRESSION", "piz": "PIZ_COMPRESSION", "pxr24": "PXR24_COMPRESSION",
-    "b44": "B44_COMPRESSION", "b44a": "B44A_COMPRESSION", "dwaa": "DWAA_COMPRESSION",
-    "dwab": "DWAB_COMPRESSION", "htj2k256": "HTJ2K256_COMPRESSION",
-    "htj2k32": "HTJ2K32_COMPRESSION", "zstd": "ZSTD_COMPRESSION",
+    "none": "NO_COMPRESSION",
+    "rle": "RLE_COMPRESSION",
+    "zips": "ZIPS_COMPRESSION",
+    "zip": "ZIP_COMPRESSION",
+    "piz": "PIZ_COMPRESSION",
+    "pxr24": "PXR24_COMPRESSION",
+    "b44": "B44_COMPRESSION",
+    "b44a": "B44A_COMPRESSION",
+    "dwaa": "DWAA_COMPRESSION",
+    "dwab": "DWAB_COMPRESSION",
+    "htj2k256": "HTJ2K256_COMPRESSION",
+    "htj2k32": "HTJ2K32_COMPRESSION",
+    "zstd": "ZSTD_COMPRESSION",
 }
 LOSSLESS_COMPRESSIONS = ("none", "rle", "zips", "zip", "piz")  # pxr24 is lossy for float32
 
@@ -632,14 +702,28 @@ def _compression_constant(compression):
     key = str(compression).strip().lower().removesuffix("_compression")
     key = "none" if key == "no" else key
     if key not in _COMPRESSION_ATTRS or not hasattr(exr, _COMPRESSION_ATTRS[key]):
-        raise ValueError(f"unknown OpenEXR compression {compression!r}; one of "
-                         f"{', '.join(compression_names())}")
+        raise ValueError(
+            f"unknown OpenEXR compression {compression!r}; one of {', '.join(compression_names())}"
+        )
     return getattr(exr, _COMPRESSION_ATTRS[key])
 
 
 # header keys that describe the pixels being written: they come from the array, not the caller
-_STRUCTURAL_KEYS = {"channels", "compression", "dataWindow", "displayWindow", "lineOrder", "type",
-                    "tiles", "chunkCount", "version", "name", "preview", "multiView", "view"}
+_STRUCTURAL_KEYS = {
+    "channels",
+    "compression",
+    "dataWindow",
+    "displayWindow",
+    "lineOrder",
+    "type",
+    "tiles",
+    "chunkCount",
+    "version",
+    "name",
+    "preview",
+    "multiView",
+    "view",
+}
 
 
 class _Unwritable(Exception):
@@ -659,8 +743,7 @@ def _exr_attribute(key: str, value):
         raise _Unwritable("its OpenEXR type cannot be rebuilt from a plain value")
     if key == "envmap":
         name = str(getattr(value, "name", value)).upper()
-        envmap = getattr(_openexr(), name if name.startswith("ENVMAP_") else f"ENVMAP_{name}",
-                         None)
+        envmap = getattr(_openexr(), name if name.startswith("ENVMAP_") else f"ENVMAP_{name}", None)
         if envmap is None:
             raise _Unwritable(f"unknown environment map kind {value!r}")
         return envmap
@@ -704,17 +787,28 @@ def _writable_header(header: dict | None, path) -> dict:
         try:
             out[str(key)] = _exr_attribute(str(key), value)
         except _Unwritable as why:
-            warnings.warn(f"{path}: header entry {key!r} not written to OpenEXR ({why})",
-                          stacklevel=3)
+            warnings.warn(
+                f"{path}: header entry {key!r} not written to OpenEXR ({why})", stacklevel=3
+            )
     return out
 
 
-_EXR_DTYPES = {"half": np.float16, "float16": np.float16, "float": np.float32,
-               "float32": np.float32}
+_EXR_DTYPES = {
+    "half": np.float16,
+    "float16": np.float16,
+    "float": np.float32,
+    "float32": np.float32,
+}
 
 
-def write_exr(path: str | os.PathLike, pixels: np.ndarray, *, dtype: str = "half",
-              compression: str = "zip", header: dict | None = None) -> None:
+def write_exr(
+    path: str | os.PathLike,
+    pixels: np.ndarray,
+    *,
+    dtype: str = "half",
+    compression: str = "zip",
+    header: dict | None = None,
+) -> None:
     """Write (H, W) / (H, W, 1) as Y, (H, W, 3) as RGB, (H, W, 4) as RGBA; atomically.
 
     `dtype` "half" (default) or "float32". Finite values beyond the half range are clipped to
@@ -730,10 +824,13 @@ def write_exr(path: str | os.PathLike, pixels: np.ndarray, *, dtype: str = "half
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     names = {2: ["Y"]}.get(arr.ndim) or {3: ["R", "G", "B"], 4: ["R", "G", "B", "A"]}.get(
-        arr.shape[2] if arr.ndim == 3 else 0)
+        arr.shape[2] if arr.ndim == 3 else 0
+    )
     if names is None:
-        raise ValueError(f"{path}: write_exr needs (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) "
-                         f"pixels, got shape {arr.shape}")
+        raise ValueError(
+            f"{path}: write_exr needs (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) "
+            f"pixels, got shape {arr.shape}"
+        )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{path}: cannot write an empty image of shape {arr.shape}")
     key = dtype if isinstance(dtype, str) else np.dtype(dtype).name
@@ -744,17 +841,18 @@ def write_exr(path: str | os.PathLike, pixels: np.ndarray, *, dtype: str = "half
     if target is np.float16:
         big = np.isfinite(data) & (np.abs(data) > HALF_MAX)
         if big.any():
-            warnings.warn(f"{path}: {int(big.sum())} values beyond the half-float range "
-                          f"clipped to +-{HALF_MAX:g}; write dtype='float32' to keep them",
-                          stacklevel=2)
+            warnings.warn(
+                f"{path}: {int(big.sum())} values beyond the half-float range "
+                f"clipped to +-{HALF_MAX:g}; write dtype='float32' to keep them",
+                stacklevel=2,
+            )
             data[big] = np.copysign(HALF_MAX, data[big])
     data = data.astype(target)
     attrs = {"compression": _compression_constant(compression), "type": exr.scanlineimage}
     attrs.update(_writable_header(header, path))
     planes = [data] if data.ndim == 2 else [data[..., i] for i in range(data.shape[2])]
     channels = {n: np.ascontiguousarray(p) for n, p in zip(names, planes)}
-    _write_atomically(path, "OpenEXR file",
-                      lambda tmp: exr.File(attrs, channels).write(str(tmp)))
+    _write_atomically(path, "OpenEXR file", lambda tmp: exr.File(attrs, channels).write(str(tmp)))
 
 
 # -- Radiance RGBE ------------------------------------------------------------------------------
@@ -779,7 +877,7 @@ def read_radiance(path: str | os.PathLike, *, apply_exposure: bool = False) -> n
     _check_readable(path)
     data = path.read_bytes()
     header = _radiance_header(data, path)
-    res_line = data[header.data_offset:].split(b"\n", 1)[0]
+    res_line = data[header.data_offset :].split(b"\n", 1)[0]
     axes = _radiance_resolution(res_line, path)
     body_start = header.data_offset + len(res_line) + 1
     (sign1, axis1, n1), (sign2, axis2, n2) = axes
@@ -803,7 +901,8 @@ def rgbe_to_float(rgbe: np.ndarray) -> np.ndarray:
 
 # 2**(e - 136) for every exponent byte; exact in float32 (subnormal at the bottom end)
 _RGBE_SCALE = np.where(np.arange(256) > 0, np.ldexp(1.0, np.arange(256) - 136), 0).astype(
-    np.float32)
+    np.float32
+)
 
 
 def _radiance_header(data: bytes, path: Path) -> RadianceHeader:
@@ -811,8 +910,10 @@ def _radiance_header(data: bytes, path: Path) -> RadianceHeader:
         raise ImageReadError(f"{path}: not a Radiance file (does not start with '#?')")
     end = data.find(b"\n\n", 0, RADIANCE_HEADER_LIMIT)
     if end < 0:
-        raise ImageReadError(f"{path}: Radiance header has no end (blank line) in its first "
-                             f"{RADIANCE_HEADER_LIMIT} bytes")
+        raise ImageReadError(
+            f"{path}: Radiance header has no end (blank line) in its first "
+            f"{RADIANCE_HEADER_LIMIT} bytes"
+        )
     exposure, variables = 1.0, {}
     for raw in data[:end].split(b"\n")[1:]:
         line = raw.decode("latin-1").strip()
@@ -820,8 +921,9 @@ def _radiance_header(data: bytes, path: Path) -> RadianceHeader:
             continue
         name, value = (s.strip() for s in line.split("=", 1))
         if name == "FORMAT" and value != "32-bit_rle_rgbe":
-            raise ImageReadError(f"{path}: Radiance FORMAT {value!r} is not supported "
-                                 "(only 32-bit_rle_rgbe)")
+            raise ImageReadError(
+                f"{path}: Radiance FORMAT {value!r} is not supported (only 32-bit_rle_rgbe)"
+            )
         if name == "EXPOSURE":
             try:
                 factor = float(value)
@@ -854,8 +956,9 @@ def _radiance_resolution(line: bytes, path: Path):
     except ValueError:
         raise ImageReadError(f"{path}: bad Radiance resolution line {line[:40]!r}") from None
     if axes[0][2] * axes[1][2] > MAX_PIXELS:
-        raise ImageReadError(f"{path}: Radiance image of {axes[0][2]}x{axes[1][2]} pixels is "
-                             "too large")
+        raise ImageReadError(
+            f"{path}: Radiance image of {axes[0][2]}x{axes[1][2]} pixels is too large"
+        )
     return axes
 
 
@@ -872,8 +975,13 @@ def _decode_rgbe(body: bytes, n_lines: int, width: int, path: Path) -> np.ndarra
     rle_possible = 8 <= width <= 0x7FFF
     pos = 0
     for y in range(n_lines):
-        if (rle_possible and pos + 4 <= size and buf[pos] == 2 and buf[pos + 1] == 2
-                and (buf[pos + 2] << 8 | buf[pos + 3]) == width):
+        if (
+            rle_possible
+            and pos + 4 <= size
+            and buf[pos] == 2
+            and buf[pos + 1] == 2
+            and (buf[pos + 2] << 8 | buf[pos + 3]) == width
+        ):
             pos += 4
             rle_rows.append(y)
             try:
@@ -889,8 +997,10 @@ def _decode_rgbe(body: bytes, n_lines: int, width: int, path: Path) -> np.ndarra
                             x += code
                             pos += code + 1
                     if x != width:
-                        raise ImageReadError(f"{path}: corrupt RLE data in scanline {y} "
-                                             "(run crosses the end of the line)")
+                        raise ImageReadError(
+                            f"{path}: corrupt RLE data in scanline {y} "
+                            "(run crosses the end of the line)"
+                        )
             except IndexError:
                 raise ImageReadError(f"{path}: Radiance data truncated at scanline {y}") from None
             if pos > size:
@@ -941,7 +1051,7 @@ def _old_rle_scanline(buf: bytes, pos: int, row: np.ndarray, path: Path, y: int)
     while x < width:
         if pos + 4 > len(buf):
             raise ImageReadError(f"{path}: Radiance data truncated at scanline {y}")
-        r, g, b, e = buf[pos:pos + 4]
+        r, g, b, e = buf[pos : pos + 4]
         pos += 4
         if r == 1 and g == 1 and b == 1:
             if x == 0:
@@ -949,7 +1059,7 @@ def _old_rle_scanline(buf: bytes, pos: int, row: np.ndarray, path: Path, y: int)
             n = e << shift
             if x + n > width:
                 raise ImageReadError(f"{path}: corrupt old-style RLE in scanline {y}")
-            row[x:x + n] = row[x - 1]
+            row[x : x + n] = row[x - 1]
             x += n
             shift += 8
         else:
@@ -960,8 +1070,21 @@ def _old_rle_scanline(buf: bytes, pos: int, row: np.ndarray, path: Path, y: int)
 
 
 __all__ = [
-    "ExrImage", "HDR_EXTENSIONS", "IMAGE_EXTENSIONS", "ImageReadError", "ImageWriteError",
-    "LDR_EXTENSIONS", "atomic_output", "compression_names", "is_hdr_file", "is_image_file",
-    "list_images", "read_exr", "read_image", "read_radiance", "rgbe_to_float", "write_exr",
+    "ExrImage",
+    "HDR_EXTENSIONS",
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
+    "ImageWriteError",
+    "LDR_EXTENSIONS",
+    "atomic_output",
+    "compression_names",
+    "is_hdr_file",
+    "is_image_file",
+    "list_images",
+    "read_exr",
+    "read_image",
+    "read_radiance",
+    "rgbe_to_float",
+    "write_exr",
     "write_png",
 ]

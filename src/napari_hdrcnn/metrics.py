@@ -27,8 +27,15 @@ import numpy as np
 from .tonemap import LUMINANCE_WEIGHTS
 
 # PU21, banding_glare variant (Mantiuk & Azimi 2021), parameters p1..p7.
-PU21_PARAMS = (0.353487901, 0.3734658629, 8.277049286e-05, 0.9062562627, 0.09150303166,
-               0.9099517204, 596.3148142)
+PU21_PARAMS = (
+    0.353487901,
+    0.3734658629,
+    8.277049286e-05,
+    0.9062562627,
+    0.09150303166,
+    0.9099517204,
+    596.3148142,
+)
 L_MIN = 0.005  # cd/m^2: PU21's valid range, also the clamp of the absolute images
 L_MAX = 10000.0
 PU21_PSNR_PEAK = 256.0  # the PU21 value of ~100 cd/m^2, the authors' choice (not 595)
@@ -47,9 +54,9 @@ CRF_SUFFIX = "+CRF"
 ALL_METRIC_NAMES = METRIC_NAMES + tuple(m + CRF_SUFFIX for m in METRIC_NAMES)
 
 # Rec. 709 / sRGB primaries, D65 white: linear RGB -> CIE XYZ (the SI-HDR code's matrix).
-RGB_TO_XYZ = np.array([[0.412424, 0.357579, 0.180464],
-                       [0.212656, 0.715158, 0.072186],
-                       [0.019332, 0.119193, 0.950444]])
+RGB_TO_XYZ = np.array(
+    [[0.412424, 0.357579, 0.180464], [0.212656, 0.715158, 0.072186], [0.019332, 0.119193, 0.950444]]
+)
 XYZ_TO_RGB = np.linalg.inv(RGB_TO_XYZ)
 UV_SCALE = 410.0 / 255.0  # SI-HDR scales u'v' by this before the chroma fit
 
@@ -72,8 +79,8 @@ def pu21_encode(luminance: np.ndarray) -> np.ndarray:
     """PU21 (banding_glare) of absolute values in cd/m^2, clamped to [0.005, 10000] first.
 
     `V = max(p7 * (((p1 + p2 L^p4) / (1 + p3 L^p4))^p5 - p6), 0)`, elementwise, in the input's
-    float precision (float32 images stay float32 for speed; other inputs become float64). Check values: 0.01 -> 0.3722, 1 -> 36.5439, 100 -> 256.3839,
-    1000 -> 420.0969, 10000 -> 595.3939.
+    float precision (float32 images stay float32 for speed; other inputs become float64). Check
+    values: 0.01 -> 0.3722, 1 -> 36.5439, 100 -> 256.3839, 1000 -> 420.0969, 10000 -> 595.3939.
     """
     x = _as_float(luminance)
     p1, p2, p3, p4, p5, p6, p7 = (x.dtype.type(p) for p in PU21_PARAMS)
@@ -103,8 +110,9 @@ def pq_decode(code: np.ndarray) -> np.ndarray:
     x = _as_float(code)
     t = x.dtype.type
     e = np.power(np.clip(x, t(0.0), t(1.0)), t(1.0 / PQ_M2))
-    return t(L_MAX) * np.power(np.maximum(e - t(PQ_C1), t(0.0)) / (t(PQ_C2) - t(PQ_C3) * e),
-                               t(1.0 / PQ_M1))
+    return t(L_MAX) * np.power(
+        np.maximum(e - t(PQ_C1), t(0.0)) / (t(PQ_C2) - t(PQ_C3) * e), t(1.0 / PQ_M1)
+    )
 
 
 def _linear_combination(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -136,8 +144,11 @@ def ldr_max_code(ldr: np.ndarray) -> np.ndarray:
     """
     a = np.asarray(ldr)
     if a.ndim == 3:  # an elementwise max of planes: a reduce over a length-3 axis is ~5x slower
-        a = np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2]) if a.shape[-1] >= 3 \
+        a = (
+            np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2])
+            if a.shape[-1] >= 3
             else a[..., 0]
+        )
     if a.dtype == np.uint8:
         return a.astype(np.float32)
     if a.dtype == np.uint16:
@@ -157,21 +168,29 @@ def unclipped_mask(ldr: np.ndarray) -> np.ndarray:
     return ldr_max_code(ldr) <= UNCLIPPED_MAX_CODE
 
 
-def alignment_gain(prediction: np.ndarray, reference: np.ndarray,
-                   ldr: np.ndarray | None = None) -> float:
+def alignment_gain(
+    prediction: np.ndarray, reference: np.ndarray, ldr: np.ndarray | None = None
+) -> float:
     """The global gain g for `g * prediction`: `log g = mean(log Y_ref - log Y_pred)`.
 
     Averaged over the unclipped pixels of `ldr` (all pixels if `ldr` is None) where both
     luminances exceed 1e-6. If no pixel qualifies, the unclipped condition is dropped; if still
     none, the gain is 1.
     """
-    return _gain(luminance(prediction), luminance(reference),
-                 unclipped_mask(ldr) if ldr is not None else None)
+    return _gain(
+        luminance(prediction),
+        luminance(reference),
+        unclipped_mask(ldr) if ldr is not None else None,
+    )
 
 
 def _gain(y_pred: np.ndarray, y_ref: np.ndarray, unclipped: np.ndarray | None) -> float:
-    valid = ((y_ref > GAIN_MIN_LUMINANCE) & (y_pred > GAIN_MIN_LUMINANCE)
-             & np.isfinite(y_ref) & np.isfinite(y_pred))
+    valid = (
+        (y_ref > GAIN_MIN_LUMINANCE)
+        & (y_pred > GAIN_MIN_LUMINANCE)
+        & np.isfinite(y_ref)
+        & np.isfinite(y_pred)
+    )
     usable = valid & unclipped if unclipped is not None else valid
     if not usable.any():
         usable = valid
@@ -203,8 +222,9 @@ def psnr_from_mse(mse: float, peak: float = PU21_PSNR_PEAK) -> float:
     return float(10.0 * np.log10(peak * peak / mse))
 
 
-def pu21_psnr(prediction_pu: np.ndarray, reference_pu: np.ndarray,
-              mask: np.ndarray | None = None) -> float:
+def pu21_psnr(
+    prediction_pu: np.ndarray, reference_pu: np.ndarray, mask: np.ndarray | None = None
+) -> float:
     """PU21-PSNR of PU-encoded (H, W, 3) images over all pixels, or the pixels of `mask`.
 
     NaN when the mask selects nothing (an image without clipped pixels).
@@ -226,14 +246,21 @@ def pu21_ssim(prediction_pu_y: np.ndarray, reference_pu_y: np.ndarray) -> float:
     if min(prediction_pu_y.shape[:2]) < SSIM_WINDOW:
         return float("nan")
 
-    return float(structural_similarity(
-        prediction_pu_y.astype(np.float32), reference_pu_y.astype(np.float32),
-        data_range=PU21_PSNR_PEAK, gaussian_weights=True, sigma=SSIM_SIGMA,
-        use_sample_covariance=False))
+    return float(
+        structural_similarity(
+            prediction_pu_y.astype(np.float32),
+            reference_pu_y.astype(np.float32),
+            data_range=PU21_PSNR_PEAK,
+            gaussian_weights=True,
+            sigma=SSIM_SIGMA,
+            use_sample_covariance=False,
+        )
+    )
 
 
-def log2_rmse(prediction_y: np.ndarray, reference_y: np.ndarray,
-              mask: np.ndarray | None = None) -> float:
+def log2_rmse(
+    prediction_y: np.ndarray, reference_y: np.ndarray, mask: np.ndarray | None = None
+) -> float:
     """RMSE of log2 luminance (stops) of absolute (already clamped) luminances; NaN on an empty
     mask."""
     if mask is not None:
@@ -285,13 +312,14 @@ def polynomial_features(x: np.ndarray, degree: int = CRF_DEGREE) -> np.ndarray:
         for j in range(i + 1, c):
             np.multiply(x[i], x[j], out=f[row])
             row += 1
-    f[row:row + c] = x
+    f[row : row + c] = x
     f[-1] = 1.0
     return f
 
 
-def fit_polynomial(x: np.ndarray, y: np.ndarray, lam: float, degree: int = CRF_DEGREE,
-                   chunk: int = 1 << 18) -> np.ndarray:
+def fit_polynomial(
+    x: np.ndarray, y: np.ndarray, lam: float, degree: int = CRF_DEGREE, chunk: int = 1 << 18
+) -> np.ndarray:
     """Ridge least squares W (K, C) for `features(x)' W ~ y`, pulled towards the identity map.
 
     Minimises |X W - Y|^2 + s |W - W0|^2 with s = lam * N / K (K features) and W0 the identity
@@ -303,27 +331,28 @@ def fit_polynomial(x: np.ndarray, y: np.ndarray, lam: float, degree: int = CRF_D
     xtx = np.zeros((k, k))
     xty = np.zeros((k, c))
     for start in range(0, n, chunk):
-        f = polynomial_features(x[start:start + chunk], degree)
+        f = polynomial_features(x[start : start + chunk], degree)
         xtx += f @ f.T
-        xty += f @ np.asarray(y[start:start + chunk], np.float64)
+        xty += f @ np.asarray(y[start : start + chunk], np.float64)
     w0 = np.zeros((k, c))
-    w0[k - 1 - c:k - 1] = np.eye(c)  # the linear terms sit just before the constant
+    w0[k - 1 - c : k - 1] = np.eye(c)  # the linear terms sit just before the constant
     s = lam * n / k
     # lstsq rather than solve: a flat image makes the unregularised system singular
     return np.linalg.lstsq(xtx + s * np.eye(k), xty + s * w0, rcond=None)[0]
 
 
-def apply_polynomial(x: np.ndarray, w: np.ndarray, degree: int = CRF_DEGREE,
-                     chunk: int = 1 << 18) -> np.ndarray:
+def apply_polynomial(
+    x: np.ndarray, w: np.ndarray, degree: int = CRF_DEGREE, chunk: int = 1 << 18
+) -> np.ndarray:
     """features(x)' @ w, chunked, as sums of feature rows; float32 (N, C)."""
     out = np.empty((x.shape[0], w.shape[1]), np.float32)
     for start in range(0, x.shape[0], chunk):
-        f = polynomial_features(x[start:start + chunk], degree)
+        f = polynomial_features(x[start : start + chunk], degree)
         for ch in range(w.shape[1]):
             acc = f[-1] * w[-1, ch]
             for row in range(w.shape[0] - 1):
                 acc += f[row] * w[row, ch]
-            out[start:start + chunk, ch] = acc
+            out[start : start + chunk, ch] = acc
     return out
 
 
@@ -377,8 +406,12 @@ class ImageScore:
 def finite_prediction(prediction: np.ndarray) -> np.ndarray:
     """float32 RGB with NaN as 0 and +-Inf as the largest float32 / 0: a diverging network's
     output is scored (badly), never propagated as NaN."""
-    return np.nan_to_num(np.asarray(prediction, np.float32)[..., :3], nan=0.0,
-                         posinf=np.finfo(np.float32).max, neginf=0.0)
+    return np.nan_to_num(
+        np.asarray(prediction, np.float32)[..., :3],
+        nan=0.0,
+        posinf=np.finfo(np.float32).max,
+        neginf=0.0,
+    )
 
 
 class ScoringReference:
@@ -388,8 +421,7 @@ class ScoringReference:
     def __init__(self, reference: np.ndarray, ldr: np.ndarray):
         ref = np.asarray(reference, np.float32)[..., :3]
         if np.asarray(ldr).shape[:2] != ref.shape[:2]:
-            raise ValueError(f"shape mismatch: reference {ref.shape}, LDR input "
-                             f"{np.shape(ldr)}")
+            raise ValueError(f"shape mismatch: reference {ref.shape}, LDR input {np.shape(ldr)}")
         self.shape = ref.shape
         self.y_relative = luminance(ref)
         codes = ldr_max_code(ldr)  # once for both masks
@@ -421,8 +453,9 @@ class ScoringReference:
         """See `score`."""
         prediction = finite_prediction(prediction)
         if prediction.shape != self.shape:
-            raise ValueError(f"shape mismatch: prediction {prediction.shape}, reference "
-                             f"{self.shape}")
+            raise ValueError(
+                f"shape mismatch: prediction {prediction.shape}, reference {self.shape}"
+            )
         pred_abs, gain = self.aligned(prediction)
         result = self.metrics(pred_abs)
         if crf:
@@ -430,12 +463,17 @@ class ScoringReference:
             result.update({k + CRF_SUFFIX: v for k, v in self.metrics(corrected).items()})
         else:
             result.update({name + CRF_SUFFIX: float("nan") for name in METRIC_NAMES})
-        return ImageScore(metrics=result, gain=gain, absolute_scale=self.scale,
-                          clipped_fraction=float(self.clipped.mean()))
+        return ImageScore(
+            metrics=result,
+            gain=gain,
+            absolute_scale=self.scale,
+            clipped_fraction=float(self.clipped.mean()),
+        )
 
 
-def score(prediction: np.ndarray, reference: np.ndarray, ldr: np.ndarray,
-          crf: bool = True) -> ImageScore:
+def score(
+    prediction: np.ndarray, reference: np.ndarray, ldr: np.ndarray, crf: bool = True
+) -> ImageScore:
     """Align `prediction` to `reference` (gain, then absolute units) and compute every metric.
 
     prediction, reference: linear (H, W, 3) (relative and absolute scale respectively);
@@ -486,21 +524,23 @@ def _mean_log_change(frames: np.ndarray, floor_fraction: float) -> float:
     return float(np.mean(np.abs(np.diff(log_y, axis=0))))
 
 
-def temporal_stability(outputs: np.ndarray, comparison: np.ndarray,
-                       floor_fraction: float = 1e-3) -> TemporalStability:
+def temporal_stability(
+    outputs: np.ndarray, comparison: np.ndarray, floor_fraction: float = 1e-3
+) -> TemporalStability:
     """Temporal stability of a reconstructed sequence (evaluation.md, "Temporal stability").
 
     outputs:    (T, H, W, 3) linear reconstructions of consecutive frames.
     comparison: the reference HDR sequence, or the input sequence (uint8/uint16 LDR frames are
                 linearised as x^2.2), (T, H, W, 3) or (T, H, W).
     Luminance is floored at `floor_fraction` times the sequence's median luminance (10 stops
-    below it by default) so noise in black regions does not dominate; the measure is scale-invariant, so relative outputs and
-    absolute references compare directly.
+    below it by default) so noise in black regions does not dominate; the measure is
+    scale-invariant, so relative outputs and absolute references compare directly.
     """
     out = _mean_log_change(outputs, floor_fraction)
     ref = _mean_log_change(comparison, floor_fraction)
-    return TemporalStability(output_change=out, comparison_change=ref,
-                             ratio=_change_ratio(out, ref))
+    return TemporalStability(
+        output_change=out, comparison_change=ref, ratio=_change_ratio(out, ref)
+    )
 
 
 class _LogLuminanceChange:
@@ -524,8 +564,9 @@ class _LogLuminanceChange:
         else:
             raise ValueError(f"{self.what} frame: need shape (H, W[, 3]), got {a.shape}")
         if self.previous is not None and y.shape != self.previous.shape:
-            raise ValueError(f"{self.what} frame {y.shape} differs from the previous "
-                             f"{self.previous.shape}")
+            raise ValueError(
+                f"{self.what} frame {y.shape} differs from the previous {self.previous.shape}"
+            )
         floor = self.floor
         if floor is None:
             floor = max(float(np.median(y)) * self.floor_fraction, 1e-12)
@@ -576,5 +617,6 @@ class TemporalStabilityAccumulator:
         if self.frames < 2:
             raise ValueError(f"temporal stability needs at least 2 frames, got {self.frames}")
         out, ref = self.output.mean(), self.comparison.mean()
-        return TemporalStability(output_change=out, comparison_change=ref,
-                                 ratio=_change_ratio(out, ref))
+        return TemporalStability(
+            output_change=out, comparison_change=ref, ratio=_change_ratio(out, ref)
+        )

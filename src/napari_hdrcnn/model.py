@@ -43,8 +43,11 @@ class HDRCNN(tf.Module):
         self.width_factor = float(width_factor)
         self.specs = tensor_specs(width_factor)
         self.tensors = [
-            tf.Variable(tf.zeros(s.shape, tf.float32), name=s.name.replace("/", "_"),
-                        trainable=not s.name.endswith(("moving_mean", "moving_variance")))
+            tf.Variable(
+                tf.zeros(s.shape, tf.float32),
+                name=s.name.replace("/", "_"),
+                trainable=not s.name.endswith(("moving_mean", "moving_variance")),
+            )
             for s in self.specs
         ]
         self._by_name = {s.name: v for s, v in zip(self.specs, self.tensors)}
@@ -62,8 +65,10 @@ class HDRCNN(tf.Module):
             raise ValueError(f"expected {len(self.tensors)} tensors, got {len(arrays)}")
         for spec, var, arr in zip(self.specs, self.tensors, arrays):
             if tuple(arr.shape) != spec.shape:
-                raise ValueError(f"tensor {spec.index} ({spec.name}): expected shape "
-                                 f"{spec.shape}, got {tuple(arr.shape)}")
+                raise ValueError(
+                    f"tensor {spec.index} ({spec.name}): expected shape "
+                    f"{spec.shape}, got {tuple(arr.shape)}"
+                )
             var.assign(np.asarray(arr, np.float32))
 
     def get_weights(self) -> list[np.ndarray]:
@@ -126,14 +131,15 @@ class HDRCNN(tf.Module):
         return self.log_prediction(x, training=False)
 
     def predict_log(self, x: np.ndarray) -> np.ndarray:
-        """Inference on a numpy batch (N, H, W, 3) -> y_log (N, H, W, 3), one trace for all sizes."""
+        """Inference on a numpy batch (N, H, W, 3) -> y_log (N, H, W, 3); one trace, all sizes."""
         return self._infer(tf.convert_to_tensor(x, tf.float32)).numpy()
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         """Blended HDR output as the authors' `get_final` (x^2 linearisation, gamma 1)."""
         y_log = self.log_prediction(x)
-        alpha = tf.clip_by_value((tf.reduce_max(x, -1, keepdims=True) - 1 + BLEND_TAU) / BLEND_TAU,
-                                 0.0, 1.0)
+        alpha = tf.clip_by_value(
+            (tf.reduce_max(x, -1, keepdims=True) - 1 + BLEND_TAU) / BLEND_TAU, 0.0, 1.0
+        )
         return (1 - alpha) * tf.square(x) + alpha * (tf.exp(y_log) - LOG_EPS)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -94,8 +94,9 @@ def as_unit_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
-        raise InputImageError(f"unsupported image shape {np.shape(image)}; expected (H, W), "
-                              "(H, W, 1-4)")
+        raise InputImageError(
+            f"unsupported image shape {np.shape(image)}; expected (H, W), (H, W, 1-4)"
+        )
     if a.shape[0] < 1 or a.shape[1] < 1:
         raise InputImageError(f"empty image of shape {np.shape(image)}")
     if a.dtype == np.uint8:
@@ -110,8 +111,10 @@ def as_unit_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]
             raise InputImageError("the image holds NaN or Inf values")
         lo, hi = float(x.min()), float(x.max())
         if lo < -1e-3 or hi > 1 + 1e-3:
-            raise InputImageError(f"float input must be display-referred in [0, 1], found "
-                                  f"[{lo:.4g}, {hi:.4g}]; is it already HDR?")
+            raise InputImageError(
+                f"float input must be display-referred in [0, 1], found "
+                f"[{lo:.4g}, {hi:.4g}]; is it already HDR?"
+            )
         x = np.clip(x, 0.0, 1.0)
     channels = x.shape[-1]
     alpha = x[..., -1].copy() if channels in (2, 4) else None
@@ -121,8 +124,10 @@ def as_unit_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]
 
 def reference_size(width: int, height: int) -> tuple[int, int]:
     """The authors' predictor rounds each to the nearest multiple of 32, at least 32."""
+
     def r(v: int) -> int:
         return max(MULTIPLE, int(round(v / MULTIPLE)) * MULTIPLE)
+
     return r(width), r(height)
 
 
@@ -136,13 +141,19 @@ def reference_resize(x: np.ndarray, width: int, height: int) -> np.ndarray:
     if w / h > target_aspect:  # too wide: crop columns
         cw = max(1, int(round(h * target_aspect)))
         x0 = (w - cw) // 2
-        x = x[:, x0:x0 + cw]
+        x = x[:, x0 : x0 + cw]
     else:
         ch = max(1, int(round(w / target_aspect)))
         y0 = (h - ch) // 2
-        x = x[y0:y0 + ch]
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(x[..., c]), mode="F")
-                           .resize((width, height), Image.BILINEAR)) for c in range(x.shape[-1])]
+        x = x[y0 : y0 + ch]
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(x[..., c]), mode="F").resize(
+                (width, height), Image.BILINEAR
+            )
+        )
+        for c in range(x.shape[-1])
+    ]
     return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
@@ -219,11 +230,14 @@ class Reconstructor:
         with self._lock:
             if self._model is None:
                 import tensorflow as tf
+
                 from .model import HDRCNN
 
                 if self.device == "gpu" and not tf.config.list_physical_devices("GPU"):
-                    raise RuntimeError("GPU requested but TensorFlow sees no GPU; use device "
-                                       "'cpu' or install the 'gpu' extra")
+                    raise RuntimeError(
+                        "GPU requested but TensorFlow sees no GPU; use device "
+                        "'cpu' or install the 'gpu' extra"
+                    )
                 with tf.device(self._tf_device()):
                     model = HDRCNN(self.weights.width_factor)
                     model.set_weights(self.weights.tensors)
@@ -267,7 +281,9 @@ class Reconstructor:
             raise ValueError(f"unknown sizing {sizing!r}; one of {', '.join(SIZINGS)}")
         method = linearize or self.weights.linearize
         if method not in LINEARIZATIONS:
-            raise ValueError(f"unknown linearisation {method!r}; one of {', '.join(LINEARIZATIONS)}")
+            raise ValueError(
+                f"unknown linearisation {method!r}; one of {', '.join(LINEARIZATIONS)}"
+            )
         blend = blend or self.weights.blend
         if blend not in BLENDS:
             raise ValueError(f"unknown blend {blend!r}; one of {', '.join(BLENDS)}")
@@ -306,8 +322,9 @@ class Reconstructor:
         else:
             hdr = y
         if alpha_channel is not None:
-            hdr = np.concatenate([hdr if hdr.ndim == 3 else hdr[..., None],
-                                  alpha_channel[..., None]], axis=-1)
+            hdr = np.concatenate(
+                [hdr if hdr.ndim == 3 else hdr[..., None], alpha_channel[..., None]], axis=-1
+            )
         # the share of each pixel taken from the network (its largest over channels)
         return Reconstruction(hdr=hdr.astype(np.float32), mask=mask.max(axis=-1), ldr=x)
 
@@ -319,8 +336,10 @@ class Reconstructor:
         if tile is None:
             tile = tile_size_for_budget(self.width_factor, memory_budget_mb)
         if tile % MULTIPLE or tile < 2 * MULTIPLE:
-            raise ValueError(f"tile size must be a multiple of {MULTIPLE} and at least "
-                             f"{2 * MULTIPLE}, got {tile}")
+            raise ValueError(
+                f"tile size must be a multiple of {MULTIPLE} and at least "
+                f"{2 * MULTIPLE}, got {tile}"
+            )
         overlap = max(0, min(int(overlap), tile // 2))
         th, tw = min(tile, H), min(tile, W)
         ys, xs = tile_starts(H, th, overlap), tile_starts(W, tw, overlap)
@@ -348,9 +367,9 @@ class Reconstructor:
                 check_cancel()
                 wx = _ramp(tw, overlap, x0 == 0, x0 + tw == W)
                 weight = (wy[:, None] * wx[None, :])[..., None]
-                pred = self.predict_log(xp[y0:y0 + th, x0:x0 + tw])
-                acc[y0:y0 + th, x0:x0 + tw] += weight * pred
-                wsum[y0:y0 + th, x0:x0 + tw] += weight
+                pred = self.predict_log(xp[y0 : y0 + th, x0 : x0 + tw])
+                acc[y0 : y0 + th, x0 : x0 + tw] += weight * pred
+                wsum[y0 : y0 + th, x0 : x0 + tw] += weight
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -362,8 +381,9 @@ _CACHE: dict[tuple, Reconstructor] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_reconstructor(weights: str | os.PathLike | Weights = "default",
-                      device: str = "auto") -> Reconstructor:
+def get_reconstructor(
+    weights: str | os.PathLike | Weights = "default", device: str = "auto"
+) -> Reconstructor:
     """A cached Reconstructor per (weights, device), so scripts pay for loading once."""
     if isinstance(weights, Weights):
         return Reconstructor(weights, device)
@@ -411,7 +431,18 @@ def reconstruct(
     Returns the float32 linear HDR image, or (hdr, mask) with return_mask=True.
     """
     result = get_reconstructor(weights, device).run(
-        image, gamma=gamma, scaling=scaling, linearize=linearize, blend=blend, sizing=sizing,
-        width=width, height=height, tile=tile, overlap=overlap, memory_budget_mb=memory_budget_mb,
-        progress=progress, cancelled=cancelled)
+        image,
+        gamma=gamma,
+        scaling=scaling,
+        linearize=linearize,
+        blend=blend,
+        sizing=sizing,
+        width=width,
+        height=height,
+        tile=tile,
+        overlap=overlap,
+        memory_budget_mb=memory_budget_mb,
+        progress=progress,
+        cancelled=cancelled,
+    )
     return (result.hdr, result.mask) if return_mask else result.hdr

@@ -17,14 +17,17 @@ def exposure_preview(image: np.ndarray, stops: float = -3.0, linear: bool = True
     x = np.nan_to_num(np.asarray(image, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     x = np.maximum(x, 0.0)
     if linear:
-        display = np.sqrt(x * np.float32(2.0 ** stops))
+        display = np.sqrt(x * np.float32(2.0**stops))
     else:
         display = x * np.float32(2.0 ** (stops / 2.0))
     return (np.clip(display, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def display_range(hdr: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.5,
-                  ) -> tuple[tuple[float, float], float]:
+def display_range(
+    hdr: np.ndarray,
+    low_pct: float = 1.0,
+    high_pct: float = 99.5,
+) -> tuple[tuple[float, float], float]:
     """Contrast limits and a display gamma that show an HDR image at once.
 
     Robust percentiles of the finite values, so one sun or a NaN does not leave a black frame;

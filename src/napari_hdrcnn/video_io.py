@@ -29,19 +29,45 @@ import re
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
-from .image_io import (ImageReadError, ImageWriteError, _new_file_mode, is_hdr_file,
-                       is_image_file, list_images, read_image)
+from .image_io import (
+    ImageReadError,
+    ImageWriteError,
+    _new_file_mode,
+    is_hdr_file,
+    is_image_file,
+    list_images,
+    read_image,
+)
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".wmv", ".flv",
-                              ".mpg", ".mpeg", ".m2v", ".ts", ".mts", ".m2ts", ".3gp", ".ogv",
-                              ".mxf", ".y4m"})
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".avi",
+        ".webm",
+        ".wmv",
+        ".flv",
+        ".mpg",
+        ".mpeg",
+        ".m2v",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".3gp",
+        ".ogv",
+        ".mxf",
+        ".y4m",
+    }
+)
 
 # Containers a preview can be written to: extension -> (ffmpeg muxer, default codec, codecs
 # that container takes). H.264 in mp4/mov/mkv plays nearly everywhere; webm wants VP9.
@@ -110,8 +136,9 @@ class Frame:
         if self.path is None:
             raise ValueError(f"frame {self.name}: neither pixels nor a path")
         if is_hdr_file(self.path):
-            raise ImageReadError(f"{self.path}: already an HDR image; predict takes 8/16-bit "
-                                 "photos")
+            raise ImageReadError(
+                f"{self.path}: already an HDR image; predict takes 8/16-bit photos"
+            )
         return read_image(self.path)
 
 
@@ -129,9 +156,16 @@ class FrameSource:
     size:  (width, height) of the (first) frame, None if unknown without decoding.
     """
 
-    def __init__(self, path: Path, kind: str, count: int | None, fps: float | None,
-                 size: tuple[int, int] | None, files: list[Path] | None = None,
-                 stream: int = 0):
+    def __init__(
+        self,
+        path: Path,
+        kind: str,
+        count: int | None,
+        fps: float | None,
+        size: tuple[int, int] | None,
+        files: list[Path] | None = None,
+        stream: int = 0,
+    ):
         self.path = path
         self.kind = kind
         self.count = count
@@ -146,8 +180,10 @@ class FrameSource:
         return self.count
 
     def __repr__(self) -> str:
-        return (f"FrameSource({str(self.path)!r}, kind={self.kind!r}, count={self.count}, "
-                f"fps={self.fps}, size={self.size})")
+        return (
+            f"FrameSource({str(self.path)!r}, kind={self.kind!r}, count={self.count}, "
+            f"fps={self.fps}, size={self.size})"
+        )
 
     def __iter__(self) -> Iterator[Frame]:
         """Frames in order. For a video one ffmpeg process decodes them; it is stopped when the
@@ -160,16 +196,17 @@ class FrameSource:
     def _video_frames(self) -> Iterator[Frame]:
         # passthrough: each decoded picture once, as the container holds them (no frames
         # duplicated or dropped to reach a constant rate)
-        reader = _read_frames(self.path, pix_fmt="rgb24",
-                              output_params=["-map", f"0:{self._stream}",
-                                             "-fps_mode", "passthrough"])
+        reader = _read_frames(
+            self.path,
+            pix_fmt="rgb24",
+            output_params=["-map", f"0:{self._stream}", "-fps_mode", "passthrough"],
+        )
         index = 0
         try:
             try:
                 meta = next(reader)
             except (OSError, RuntimeError, StopIteration, IndexError) as err:
-                raise ImageReadError(f"{self.path}: cannot open video ({_last_line(err)})") \
-                    from err
+                raise ImageReadError(f"{self.path}: cannot open video ({_last_line(err)})") from err
             width, height = meta["size"]
             while True:
                 try:
@@ -177,8 +214,9 @@ class FrameSource:
                 except StopIteration:
                     break
                 except (OSError, RuntimeError) as err:
-                    raise ImageReadError(f"{self.path}: cannot decode frame {index} "
-                                         f"({_last_line(err)})") from err
+                    raise ImageReadError(
+                        f"{self.path}: cannot decode frame {index} ({_last_line(err)})"
+                    ) from err
                 pixels = np.frombuffer(raw, np.uint8).reshape(height, width, 3)
                 del raw
                 yield Frame(index=index, name=f"{self.path.name}#{index}", pixels=pixels)
@@ -187,8 +225,11 @@ class FrameSource:
         finally:
             reader.close()  # stops ffmpeg (no-op when it has ended)
         if self.count is not None and index != self.count:
-            warnings.warn(f"{self.path}: decoded {index} frames, the container lists "
-                          f"{self.count}", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{self.path}: decoded {index} frames, the container lists {self.count}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self.count = index
 
 
@@ -219,8 +260,9 @@ def open_frames(path: str | os.PathLike, *, fps: float | None = None) -> FrameSo
         if is_video(path):
             return _open_video(path, fps)
         if not is_image_file(path):
-            raise ImageReadError(f"{path}: not a video or image file (videos: "
-                                 f"{', '.join(sorted(VIDEO_EXTENSIONS))})")
+            raise ImageReadError(
+                f"{path}: not a video or image file (videos: {', '.join(sorted(VIDEO_EXTENSIONS))})"
+            )
         return _image_source(path, [path], fps)
     if path.is_dir():
         return _image_source(path, natural_sorted(_folder_images(path)), fps)
@@ -247,9 +289,10 @@ def _folder_images(folder: Path) -> list[Path]:
     except ImageReadError:
         videos = sorted(p.name for p in folder.iterdir() if is_video(p) and p.is_file())
         if videos:  # a folder is an image sequence; videos are given one by one
-            raise ImageReadError(f"{folder}: no images in this folder, only videos "
-                                 f"({', '.join(videos[:3])}); give a video file itself") \
-                from None
+            raise ImageReadError(
+                f"{folder}: no images in this folder, only videos "
+                f"({', '.join(videos[:3])}); give a video file itself"
+            ) from None
         raise
 
 
@@ -291,7 +334,7 @@ def _printf_files(pattern: Path) -> list[Path]:
 
 
 def _printf_regex(name: str) -> str:
-    """"f_%04d.png" -> r"f_(\\d{4,})\\.png" as ffmpeg reads it: zero-padded to at least the
+    """ "f_%04d.png" -> r"f_(\\d{4,})\\.png" as ffmpeg reads it: zero-padded to at least the
     width; "%d" takes any number of digits; "%%" is a literal %."""
     out = []
     for i, chunk in enumerate(name.split("%%")):
@@ -299,7 +342,7 @@ def _printf_regex(name: str) -> str:
             out.append("%")
         pos = 0
         for m in _PRINTF_FIELD.finditer(chunk):
-            out.append(re.escape(chunk[pos:m.start()]))
+            out.append(re.escape(chunk[pos : m.start()]))
             zero, width = m.groups()
             out.append(rf"(\d{{{int(width)},}})" if zero and width else r"(\d+)")
             pos = m.end()
@@ -343,10 +386,13 @@ def _open_video(path: Path, fps: float | None) -> FrameSource:
         reader.close()
     size = tuple(int(v) for v in meta["size"])  # as displayed: rotation applied
     if any(t in meta.get("pix_fmt", "") for t in HDR_TRANSFERS):
-        warnings.warn(f"{path}: an HDR video (PQ/HLG); its frames are decoded to 8-bit RGB "
-                      "without tone mapping and will look flat", RuntimeWarning, stacklevel=3)
-    return FrameSource(path, "video", stream.count, fps or stream.fps, size,
-                       stream=stream.index)
+        warnings.warn(
+            f"{path}: an HDR video (PQ/HLG); its frames are decoded to 8-bit RGB "
+            "without tone mapping and will look flat",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return FrameSource(path, "video", stream.count, fps or stream.fps, size, stream=stream.index)
 
 
 def _probe_video(path: Path) -> _VideoStream:
@@ -363,8 +409,22 @@ def _probe_video(path: Path) -> _VideoStream:
         raise ImageReadError(f"{path}: no video stream in this file{cover}")
     index, line = moving[0]
     rate = re.search(r" ([0-9.]+) fps", line)
-    log, progress = _run_ffmpeg(path, ["-i", str(path), "-map", f"0:{index}", "-c", "copy",
-                                       "-f", "null", "-progress", "pipe:1", "-"])
+    log, progress = _run_ffmpeg(
+        path,
+        [
+            "-i",
+            str(path),
+            "-map",
+            f"0:{index}",
+            "-c",
+            "copy",
+            "-f",
+            "null",
+            "-progress",
+            "pipe:1",
+            "-",
+        ],
+    )
     errors = _ffmpeg_messages(log, path)
     if errors:
         raise ImageReadError(f"{path}: cannot read video: {'; '.join(errors[-_STDERR_LINES:])}")
@@ -401,8 +461,9 @@ def _ffmpeg_messages(log: str | bytes, path: Path) -> list[str]:
         if level and level.group(1) not in ("panic", "fatal", "error"):
             continue
         line = re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
-        if line.startswith(("Error opening input file", "Error opening output file",
-                            "At least one output file")):
+        if line.startswith(
+            ("Error opening input file", "Error opening output file", "At least one output file")
+        ):
             continue  # summaries ffmpeg repeats after the real message
         line = line.replace(str(path), "the file")
         if line and line not in lines:
@@ -428,19 +489,31 @@ class PreviewVideoWriter:
     when None); `preset`: x264 speed preset.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float, *, crf: int | None = None,
-                 codec: str | None = None, pix_fmt: str = "yuv420p",
-                 preset: str | None = "medium", extra_args: Iterable[str] = ()):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float,
+        *,
+        crf: int | None = None,
+        codec: str | None = None,
+        pix_fmt: str = "yuv420p",
+        preset: str | None = "medium",
+        extra_args: Iterable[str] = (),
+    ):
         self.path = Path(path)
         ext = self.path.suffix.lower()
         if ext not in PREVIEW_CONTAINERS:
-            raise ValueError(f"{self.path}: cannot write a video with extension {ext!r}; "
-                             f"use one of {', '.join(PREVIEW_CONTAINERS)}")
+            raise ValueError(
+                f"{self.path}: cannot write a video with extension {ext!r}; "
+                f"use one of {', '.join(PREVIEW_CONTAINERS)}"
+            )
         muxer, default_codec, codecs = PREVIEW_CONTAINERS[ext]
         self.codec = codec or default_codec
         if self.codec not in codecs:
-            raise ValueError(f"{self.path}: codec {self.codec} does not go in a {ext} file "
-                             f"(it takes {', '.join(codecs)})")
+            raise ValueError(
+                f"{self.path}: codec {self.codec} does not go in a {ext} file "
+                f"(it takes {', '.join(codecs)})"
+            )
         if not (fps > 0 and np.isfinite(fps)):
             raise ValueError(f"{self.path}: fps must be a positive number, got {fps}")
         self.fps = float(fps)
@@ -472,8 +545,9 @@ class PreviewVideoWriter:
             raise ValueError(f"{self.path}: writer already closed")
         frame = np.asarray(frame)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"{self.path}: frames must be uint8 (H, W, 3), got "
-                             f"{frame.dtype} {frame.shape}")
+            raise ValueError(
+                f"{self.path}: frames must be uint8 (H, W, 3), got {frame.dtype} {frame.shape}"
+            )
         height, width = frame.shape[:2]
         if self.size is None:
             if not width or not height:
@@ -481,8 +555,10 @@ class PreviewVideoWriter:
             self.size = (width, height)
             self._start()
         elif (width, height) != self.size:
-            raise ValueError(f"{self.path}: frame {self.frames_written} is {width}x{height}, "
-                             f"the video is {self.size[0]}x{self.size[1]}")
+            raise ValueError(
+                f"{self.path}: frame {self.frames_written} is {width}x{height}, "
+                f"the video is {self.size[0]}x{self.size[1]}"
+            )
         pw, ph = self._padded_size
         if (pw, ph) != (width, height):  # a padded copy; the caller's frame stays as it is
             frame = np.pad(frame, ((0, ph - height), (0, pw - width), (0, 0)), mode="edge")
@@ -501,14 +577,34 @@ class PreviewVideoWriter:
             width, height = width + width % 2, height + height % 2
         self._padded_size = (width, height)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                   dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
         os.close(fd)
         self._tmp = Path(tmp)
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-v", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-               "-r", str(Fraction(self.fps).limit_denominator(100000)), "-i", "pipe:0", "-an",
-               "-c:v", self.codec, "-pix_fmt", self.pix_fmt]
+        cmd = [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostats",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            str(Fraction(self.fps).limit_denominator(100000)),
+            "-i",
+            "pipe:0",
+            "-an",
+            "-c:v",
+            self.codec,
+            "-pix_fmt",
+            self.pix_fmt,
+        ]
         if self.crf is not None:
             cmd += ["-crf", str(self.crf)]
             if self.codec == "libvpx-vp9":
@@ -520,8 +616,9 @@ class PreviewVideoWriter:
         cmd += self.extra_args + ["-f", self.muxer, str(self._tmp)]
         self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: ffmpeg never blocks on it
         try:
-            self._process = subprocess.Popen(cmd, stdin=subprocess.PIPE,
-                                             stdout=subprocess.DEVNULL, stderr=self._stderr)
+            self._process = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+            )
         except OSError as err:
             self.abort()
             raise ImageWriteError(f"{self.path}: cannot run ffmpeg ({err})") from err
@@ -591,8 +688,9 @@ class PreviewVideoWriter:
                 pass
 
 
-def write_test_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float,
-                     lossless: bool = True) -> Path:
+def write_test_video(
+    path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float, lossless: bool = True
+) -> Path:
     """Write uint8 RGB frames as a small synthetic video (for tests, benchmarks and docs).
 
     lossless=True: H.264 in RGB at quantiser 0 (libx264rgb), which decodes to exactly the

@@ -83,15 +83,18 @@ def check_layout(tensors: list[np.ndarray], width_factor: float, source: str) ->
         raise WeightFileError(f"{source}: expected {N_TENSORS} tensors, found {len(tensors)}")
     for spec, arr in zip(tensor_specs(width_factor), tensors):
         if not isinstance(arr, np.ndarray):
-            raise WeightFileError(f"{source}: tensor {spec.index} is a {type(arr).__name__}, "
-                                  "not an array")
+            raise WeightFileError(
+                f"{source}: tensor {spec.index} is a {type(arr).__name__}, not an array"
+            )
         if tuple(arr.shape) != spec.shape:
             raise WeightFileError(
                 f"{source}: tensor {spec.index} ({spec.name}) has shape {tuple(arr.shape)}, "
-                f"expected {spec.shape}")
+                f"expected {spec.shape}"
+            )
         if arr.dtype.kind != "f":
-            raise WeightFileError(f"{source}: tensor {spec.index} has dtype {arr.dtype}, "
-                                  "expected float")
+            raise WeightFileError(
+                f"{source}: tensor {spec.index} has dtype {arr.dtype}, expected float"
+            )
         if not np.all(np.isfinite(arr)):
             raise WeightFileError(f"{source}: tensor {spec.index} ({spec.name}) holds NaN or Inf")
 
@@ -122,10 +125,12 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"refused to load '{module}.{name}': a weight file may "
-                                         "only contain arrays")
+            raise pickle.UnpicklingError(
+                f"refused to load '{module}.{name}': a weight file may only contain arrays"
+            )
         if module == "_codecs":
             import codecs
+
             return codecs.encode
         if name in ("_reconstruct", "scalar"):
             return getattr(_numpy_multiarray(), name)
@@ -139,8 +144,10 @@ def _npy_from_zip(zf: zipfile.ZipFile, member: str, path: str) -> tuple[dict, by
     """Header dict and the raw payload of an .npy member, size-checked."""
     info = zf.getinfo(member)
     if info.file_size > MAX_UNCOMPRESSED_BYTES:
-        raise WeightFileError(f"{path}: member {member} is {info.file_size} bytes uncompressed, "
-                              "too large for a weight file")
+        raise WeightFileError(
+            f"{path}: member {member} is {info.file_size} bytes uncompressed, "
+            "too large for a weight file"
+        )
     data = zf.read(member)
     buf = io.BytesIO(data)
     try:
@@ -151,7 +158,7 @@ def _npy_from_zip(zf: zipfile.ZipFile, member: str, path: str) -> tuple[dict, by
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf)
     except ValueError as err:
         raise WeightFileError(f"{path}: {member} is not a numpy array file ({err})") from err
-    return {"shape": shape, "fortran": fortran, "dtype": dtype}, data[buf.tell():]
+    return {"shape": shape, "fortran": fortran, "dtype": dtype}, data[buf.tell() :]
 
 
 def _unpickle_arrays(payload: bytes, path: str) -> list[np.ndarray]:
@@ -177,17 +184,24 @@ def read_authors_npz(path: str | os.PathLike) -> Weights:
         if "params.npy" not in zf.namelist():
             raise WeightFileError(f"{path}: no 'params.npy' member; members are {zf.namelist()}")
         header, payload = _npy_from_zip(zf, "params.npy", path)
-    if header["dtype"] == object:
+    if header["dtype"] == np.dtype(object):
         tensors = _unpickle_arrays(payload, path)
     else:
-        raise WeightFileError(f"{path}: params.npy has dtype {header['dtype']}, expected the "
-                              "authors' object array of tensors")
+        raise WeightFileError(
+            f"{path}: params.npy has dtype {header['dtype']}, expected the "
+            "authors' object array of tensors"
+        )
     tensors = [t.astype(np.float32, copy=False) if t.dtype.kind == "f" else t for t in tensors]
     width = 1.0
     if tensors and isinstance(tensors[0], np.ndarray) and tensors[0].ndim == 4:
         width = infer_width_factor(tensors[0].shape[3])
-    return Weights(tensors, width_factor=width, linearize="square",
-                   metadata={"format": "authors", "sha256": sha256_of(path)}, source=path)
+    return Weights(
+        tensors,
+        width_factor=width,
+        linearize="square",
+        metadata={"format": "authors", "sha256": sha256_of(path)},
+        source=path,
+    )
 
 
 def write_authors_npz(weights: Weights, path: str | os.PathLike) -> None:
@@ -213,13 +227,22 @@ def average_weights(files: list[Weights]) -> Weights:
     first = files[0]
     for w in files[1:]:
         if w.width_factor != first.width_factor:
-            raise WeightFileError(f"{w.source or '<weights>'}: width factor {w.width_factor:g}, "
-                                  f"{first.source or 'the first file'} has "
-                                  f"{first.width_factor:g}; only files of one width average")
-    tensors = [np.mean([w.tensors[i] for w in files], axis=0, dtype=np.float64).astype(np.float32)
-               for i in range(len(first.tensors))]
-    return Weights(tensors, first.width_factor, first.linearize, blend=first.blend,
-                   metadata=dict(first.metadata))
+            raise WeightFileError(
+                f"{w.source or '<weights>'}: width factor {w.width_factor:g}, "
+                f"{first.source or 'the first file'} has "
+                f"{first.width_factor:g}; only files of one width average"
+            )
+    tensors = [
+        np.mean([w.tensors[i] for w in files], axis=0, dtype=np.float64).astype(np.float32)
+        for i in range(len(first.tensors))
+    ]
+    return Weights(
+        tensors,
+        first.width_factor,
+        first.linearize,
+        blend=first.blend,
+        metadata=dict(first.metadata),
+    )
 
 
 def write_weights(weights: Weights, path: str | os.PathLike, **metadata) -> None:
@@ -234,8 +257,10 @@ def write_weights(weights: Weights, path: str | os.PathLike, **metadata) -> None
     }
     meta.update({k: v for k, v in weights.metadata.items() if k not in meta and k != "sha256"})
     meta.update(metadata)
-    arrays = {spec.name: np.asarray(t, np.float32)
-              for spec, t in zip(tensor_specs(weights.width_factor), weights.tensors)}
+    arrays = {
+        spec.name: np.asarray(t, np.float32)
+        for spec, t in zip(tensor_specs(weights.width_factor), weights.tensors)
+    }
     arrays[METADATA_KEY] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
 
     def write(tmp: str) -> None:
@@ -264,14 +289,17 @@ def read_weights_file(path: str | os.PathLike) -> Weights:
         with np.load(path, allow_pickle=False) as npz:
             meta = json.loads(bytes(npz[METADATA_KEY]).decode())
             if meta.get("format") != FORMAT_NAME or meta.get("architecture") != ARCHITECTURE:
-                raise WeightFileError(f"{path}: metadata says format {meta.get('format')!r}, "
-                                      f"architecture {meta.get('architecture')!r}")
+                raise WeightFileError(
+                    f"{path}: metadata says format {meta.get('format')!r}, "
+                    f"architecture {meta.get('architecture')!r}"
+                )
             width = float(meta["width_factor"])
             specs = tensor_specs(width)
             missing = [s.name for s in specs if s.name not in npz.files]
             if missing:
-                raise WeightFileError(f"{path}: missing tensors {missing[:3]}"
-                                      f"{' ...' if len(missing) > 3 else ''}")
+                raise WeightFileError(
+                    f"{path}: missing tensors {missing[:3]}{' ...' if len(missing) > 3 else ''}"
+                )
             tensors = [npz[s.name] for s in specs]
     except WeightFileError:
         raise
@@ -284,8 +312,9 @@ def read_weights_file(path: str | os.PathLike) -> Weights:
     if blend not in BLENDS:
         raise WeightFileError(f"{path}: unknown blend {blend!r} in metadata")
     meta["sha256"] = sha256_of(path)
-    return Weights(tensors, width_factor=width, linearize=linearize, blend=blend, metadata=meta,
-                   source=path)
+    return Weights(
+        tensors, width_factor=width, linearize=linearize, blend=blend, metadata=meta, source=path
+    )
 
 
 # -- names -> files -----------------------------------------------------------------------------
@@ -303,6 +332,7 @@ def cache_dir() -> Path:
     if env:
         return Path(env)
     from platformdirs import user_cache_dir
+
     return Path(user_cache_dir("napari-hdrcnn")) / "weights"
 
 
@@ -311,12 +341,19 @@ def available_weights() -> list[dict]:
     rows = []
     for name, description in EMBEDDED_DESCRIPTIONS.items():
         p = default_weights_path() if name == DEFAULT_NAME else embedded_weights_path(name)
-        rows.append({"name": name, "path": str(p), "installed": p.is_file(),
-                     "description": description})
+        rows.append(
+            {"name": name, "path": str(p), "installed": p.is_file(), "description": description}
+        )
     for name, file in AUTHORS_FILES.items():
         p = cache_dir() / file
-        rows.append({"name": name, "path": str(p), "installed": p.is_file(),
-                     "description": AUTHORS_DESCRIPTIONS[name]})
+        rows.append(
+            {
+                "name": name,
+                "path": str(p),
+                "installed": p.is_file(),
+                "description": AUTHORS_DESCRIPTIONS[name],
+            }
+        )
     return rows
 
 
@@ -328,7 +365,8 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
         if not p.is_file():
             raise WeightFileError(
                 "the embedded default model is not part of this build yet; pass --params with "
-                "one of the authors' files (see `hdrcnn weights list`) or a trained file")
+                "one of the authors' files (see `hdrcnn weights list`) or a trained file"
+            )
         return p
     if s in EMBEDDED_DESCRIPTIONS:
         p = embedded_weights_path(s)
@@ -341,7 +379,8 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
             raise WeightFileError(
                 f"weights '{s}' are not installed (looked for {p}). Download "
                 f"{AUTHORS_URL.format(file=AUTHORS_FILES[s])} and run "
-                f"`hdrcnn weights install {s} FILE`, or `hdrcnn weights download {s}`")
+                f"`hdrcnn weights install {s} FILE`, or `hdrcnn weights download {s}`"
+            )
         return p
     p = Path(s).expanduser()
     if not p.is_file():
@@ -382,8 +421,10 @@ def download(name: str, timeout: float = 60.0) -> Path:
             with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
                 shutil.copyfileobj(r, f)
         except OSError as err:
-            raise WeightFileError(f"could not download {url} ({err}); download it by hand and "
-                                  f"run `hdrcnn weights install {name} FILE`") from err
+            raise WeightFileError(
+                f"could not download {url} ({err}); download it by hand and "
+                f"run `hdrcnn weights install {name} FILE`"
+            ) from err
         return install(name, tmp)
 
 

@@ -14,5 +14,6 @@ import pytest
 def _no_tensorflow_in_the_viewer_process():
     assert "tensorflow" not in sys.modules, (
         "TensorFlow is loaded in the GUI test process; run the GUI tests apart: "
-        "`python -m pytest tests/gui`")
+        "`python -m pytest tests/gui`"
+    )
     yield

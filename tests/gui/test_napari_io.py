@@ -24,6 +24,7 @@ def needs(path: Path) -> Path:
 
 def write_exr(path, pixels, **kwargs):
     from napari_hdrcnn.image_io import write_exr as write
+
     write(path, pixels, **kwargs)
     return path
 
@@ -55,8 +56,9 @@ def test_manifest_is_valid_and_shipped_in_the_package():
     contributions = manifest.contributions
     assert contributions.readers and contributions.writers and contributions.widgets
     assert contributions.sample_data
-    assert [m.command for m in contributions.menus["napari/layers/filter"]] == \
-        ["napari-hdrcnn.reconstruction_widget"]
+    assert [m.command for m in contributions.menus["napari/layers/filter"]] == [
+        "napari-hdrcnn.reconstruction_widget"
+    ]
 
 
 def test_widget_is_in_the_plugins_and_layers_filter_menus(make_napari_viewer):
@@ -85,8 +87,7 @@ def test_getter_claims_hdr_files_and_never_raises(tmp_path):
 
     assert callable(get_reader("scene.exr")) and callable(get_reader("SCENE.HDR"))
     assert callable(get_reader(["a.exr", "b.exr"]))
-    for other in ("photo.png", str(tmp_path), ["a.exr", "b.png"], [], None, 42, object(),
-                  [None]):
+    for other in ("photo.png", str(tmp_path), ["a.exr", "b.png"], [], None, 42, object(), [None]):
         assert get_reader(other) is None
 
 
@@ -104,12 +105,15 @@ def test_reader_shows_hdr_at_once_not_a_black_frame(make_napari_viewer, tmp_path
     assert np.median(shot) > 60, "the image shows as a (nearly) black frame"
 
 
-@pytest.mark.parametrize("name, rgb", [
-    ("LuminanceChroma_Garden.exr", False),  # Y only -> grey
-    ("Chromaticities_Rec709_YC.exr", True),  # luminance/chroma -> RGB
-    ("Beachball_singlepart.0001.exr", True),  # many layers: the default RGB view
-    ("TestImages_BrightRingsNanInf.exr", True),  # NaN/Inf kept, display range finite
-])
+@pytest.mark.parametrize(
+    "name, rgb",
+    [
+        ("LuminanceChroma_Garden.exr", False),  # Y only -> grey
+        ("Chromaticities_Rec709_YC.exr", True),  # luminance/chroma -> RGB
+        ("Beachball_singlepart.0001.exr", True),  # many layers: the default RGB view
+        ("TestImages_BrightRingsNanInf.exr", True),  # NaN/Inf kept, display range finite
+    ],
+)
 def test_reader_handles_the_formats_corners(make_napari_viewer, name, rgb):
     from napari_hdrcnn.image_io import read_exr
 
@@ -128,9 +132,11 @@ def test_reader_opens_the_first_part_of_a_multipart_file(make_napari_viewer, tmp
     import OpenEXR
 
     def part(value, name):
-        return OpenEXR.Part({"compression": OpenEXR.ZIP_COMPRESSION,
-                             "type": OpenEXR.scanlineimage},
-                            {"RGB": np.full((8, 10, 3), value, np.float32)}, name=name)
+        return OpenEXR.Part(
+            {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+            {"RGB": np.full((8, 10, 3), value, np.float32)},
+            name=name,
+        )
 
     path = tmp_path / "two_parts.exr"
     OpenEXR.File([part(0.5, "beauty"), part(2.0, "other")]).write(str(path))
@@ -162,8 +168,11 @@ def test_reader_gives_a_clear_error_for_a_broken_file(make_napari_viewer, tmp_pa
 # -- writer --------------------------------------------------------------------------------
 def test_round_trip_open_save_open_gives_the_same_array(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
-    for name in ("Chromaticities_Rec709_YC.exr", "TestImages_WideFloatRange.exr",
-                 "TestImages_stripes.exr"):
+    for name in (
+        "Chromaticities_Rec709_YC.exr",
+        "TestImages_WideFloatRange.exr",
+        "TestImages_stripes.exr",
+    ):
         [first] = viewer.open(str(needs(CONFORMANCE / name)), plugin=PLUGIN)
         viewer.layers.selection = {first}
         out = viewer.layers.save(str(tmp_path / name), selected=True, plugin=PLUGIN)
@@ -197,8 +206,7 @@ def test_time_series_is_written_one_file_per_frame(make_napari_viewer, tmp_path)
     frames = np.stack([sunlit_scene() * k for k in (1.0, 0.5, 0.25)]).astype(np.float16)
     viewer.add_image(frames.astype(np.float32), rgb=True, name="video")
     written = viewer.layers.save(str(tmp_path / "video.exr"), plugin=PLUGIN)
-    assert [Path(p).name for p in written] == ["video_0000.exr", "video_0001.exr",
-                                               "video_0002.exr"]
+    assert [Path(p).name for p in written] == ["video_0000.exr", "video_0001.exr", "video_0002.exr"]
     [stacked] = viewer.open(written, stack=True, plugin=PLUGIN)
     assert stacked.rgb and stacked.data.shape == frames.shape
     np.testing.assert_array_equal(stacked.data, frames.astype(np.float32))
@@ -208,8 +216,9 @@ def test_writer_refuses_what_exr_cannot_hold(tmp_path):
     from napari_hdrcnn._writer import write_exr_layer
 
     with pytest.raises(ValueError, match="one image"):
-        write_exr_layer(str(tmp_path / "x.exr"), np.zeros((2, 2, 8, 8, 3), np.float32),
-                        {"rgb": True})
+        write_exr_layer(
+            str(tmp_path / "x.exr"), np.zeros((2, 2, 8, 8, 3), np.float32), {"rgb": True}
+        )
     with pytest.raises(ValueError, match="bool"):
         write_exr_layer(str(tmp_path / "x.exr"), np.zeros((8, 8), bool), {"rgb": False})
     assert not list(tmp_path.iterdir())

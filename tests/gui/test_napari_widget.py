@@ -34,14 +34,16 @@ def stop_worker_processes():
     """The warm worker is shared by the module's tests (TensorFlow imports once); end it after."""
     yield
     from napari_hdrcnn._worker import stop_shared_processes
+
     stop_shared_processes()
 
 
 @pytest.fixture(scope="module")
 def spawned_pool():
     """A spawned process for the core API, so TensorFlow stays out of the viewer's process."""
-    with ProcessPoolExecutor(max_workers=1,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
         yield pool
 
 
@@ -73,11 +75,18 @@ def run_and_wait(qtbot, widget):
     return results[0]
 
 
-def test_widget_matches_core_and_adds_visible_layer(make_napari_viewer, qtbot, clipped_photo,
-                                                    small_weights_file, config_dir,
-                                                    spawned_pool):
-    expected = core_reconstruction(spawned_pool, clipped_photo, str(small_weights_file),
-                                   tile=64, gamma=1.2, scaling=1.0, sizing="native")
+def test_widget_matches_core_and_adds_visible_layer(
+    make_napari_viewer, qtbot, clipped_photo, small_weights_file, config_dir, spawned_pool
+):
+    expected = core_reconstruction(
+        spawned_pool,
+        clipped_photo,
+        str(small_weights_file),
+        tile=64,
+        gamma=1.2,
+        scaling=1.0,
+        sizing="native",
+    )
     viewer = make_napari_viewer(show=True)
     photo = viewer.add_image(clipped_photo, name="photo", rgb=True)
     before = photo.data.copy()
@@ -113,10 +122,19 @@ def test_widget_matches_core_and_adds_visible_layer(make_napari_viewer, qtbot, c
 
 
 def test_settings_are_remembered_by_a_new_widget(make_napari_viewer, config_dir):
-    from napari_hdrcnn._widget import HDRCNNWidget, save_settings, DEFAULTS
+    from napari_hdrcnn._widget import DEFAULTS, HDRCNNWidget, save_settings
 
-    save_settings({**DEFAULTS, "gamma": 1.3, "scaling": 1.1, "tile": "128", "device": "cpu",
-                   "sizing": "reference", "ref_width": 512})
+    save_settings(
+        {
+            **DEFAULTS,
+            "gamma": 1.3,
+            "scaling": 1.1,
+            "tile": "128",
+            "device": "cpu",
+            "sizing": "reference",
+            "ref_width": 512,
+        }
+    )
     viewer = make_napari_viewer()
     widget = HDRCNNWidget(viewer)
     assert widget.gamma.value == pytest.approx(1.3)
@@ -127,8 +145,9 @@ def test_settings_are_remembered_by_a_new_widget(make_napari_viewer, config_dir)
     assert HDRCNNWidget(viewer).gamma.value == pytest.approx(DEFAULTS["gamma"])
 
 
-def test_time_series_gives_one_frame_per_input_frame(make_napari_viewer, qtbot, clipped_photo,
-                                                     small_weights_file):
+def test_time_series_gives_one_frame_per_input_frame(
+    make_napari_viewer, qtbot, clipped_photo, small_weights_file
+):
     viewer = make_napari_viewer()
     frames = np.stack([clipped_photo, clipped_photo, clipped_photo[::-1]])
     video = viewer.add_image(frames, name="video", rgb=True)
@@ -146,13 +165,15 @@ def test_time_series_gives_one_frame_per_input_frame(make_napari_viewer, qtbot, 
 
 
 def test_errors_become_notifications_and_the_widget_returns_to_ready(
-        make_napari_viewer, qtbot, tmp_path, small_weights_file):
+    make_napari_viewer, qtbot, tmp_path, small_weights_file
+):
     from napari.utils.notifications import notification_manager
 
     viewer = make_napari_viewer()
     widget = open_widget(viewer, small_weights_file)
-    widget.image.value = viewer.add_image(np.full((40, 40, 3), 3.0, np.float32), name="hdr",
-                                          rgb=True)
+    widget.image.value = viewer.add_image(
+        np.full((40, 40, 3), 3.0, np.float32), name="hdr", rgb=True
+    )
     n_before = len(notification_manager.records)
     assert widget.run() is None  # refused before anything runs: float input beyond [0, 1]
     assert "in [0, 1]" in str(notification_manager.records[-1].message)
@@ -168,8 +189,7 @@ def test_errors_become_notifications_and_the_widget_returns_to_ready(
     assert [lay.name for lay in viewer.layers] == ["hdr", "grey"]
 
 
-def test_grey_input_gives_grey_output(make_napari_viewer, qtbot, clipped_photo,
-                                      small_weights_file):
+def test_grey_input_gives_grey_output(make_napari_viewer, qtbot, clipped_photo, small_weights_file):
     viewer = make_napari_viewer()
     grey = clipped_photo[..., 1]
     widget = open_widget(viewer, small_weights_file)
@@ -178,8 +198,9 @@ def test_grey_input_gives_grey_output(make_napari_viewer, qtbot, clipped_photo,
     assert layer.data.shape == grey.shape and not layer.rgb
 
 
-def test_reference_sizing_gives_the_requested_size(make_napari_viewer, qtbot, clipped_photo,
-                                                   small_weights_file):
+def test_reference_sizing_gives_the_requested_size(
+    make_napari_viewer, qtbot, clipped_photo, small_weights_file
+):
     viewer = make_napari_viewer()
     widget = open_widget(viewer, small_weights_file)
     widget.image.value = viewer.add_image(clipped_photo, name="photo", rgb=True)
@@ -203,8 +224,9 @@ def test_cancel_leaves_no_layer_and_no_process(make_napari_viewer, qtbot, small_
 
     worker = widget.run()
     worker.yielded.connect(messages.append)
-    qtbot.waitUntil(lambda: any(m[0] == "progress" and m[4] >= 1 for m in messages),
-                    timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(
+        lambda: any(m[0] == "progress" and m[4] >= 1 for m in messages), timeout=RUN_TIMEOUT_MS
+    )
     process = widget._process
     pid = process.pid
     widget.cancel()

@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="hdrcnn",
-        description="HDR-CNN: reconstruct high-dynamic-range images from single 8-bit photos.")
+        description="HDR-CNN: reconstruct high-dynamic-range images from single 8-bit photos.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:

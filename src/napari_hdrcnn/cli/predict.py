@@ -11,66 +11,120 @@ from ..weights import BLENDS, LINEARIZATIONS
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "predict", help="reconstruct HDR images from LDR photos or videos",
+        "predict",
+        help="reconstruct HDR images from LDR photos or videos",
         description="Reconstruct HDR images. For the k-th frame writes {k:06d}_out.exr (linear "
         "HDR) and, for image inputs (or with --frame-previews), {k:06d}_in.png (input preview) "
         "and {k:06d}_out.png (output preview, y^0.5 at -3 stops as the reference). Without "
         "--width/--height the image keeps its own size (native sizing); with them it is "
         "centre-cropped and resized as the authors' predictor. Frames whose outputs exist "
         "already are skipped (an interrupted run goes on where it stopped) unless --overwrite.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--params", default="default",
-                   help="weights: default, hdrcnn, hdrcnn-compr, hdrcnn-compr-regularized, or "
-                   "a file path (see `hdrcnn weights list`)")
-    p.add_argument("--im_dir", "--im-dir", dest="im_dir", required=True,
-                   help="an image file, a folder of images, a video file, or an image sequence "
-                   "as a printf pattern (shots/f_%%04d.png) or a glob (\"shots/*.png\")")
-    p.add_argument("--out_dir", "--out-dir", dest="out_dir", default="out",
-                   help="output folder (created if needed)")
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--params",
+        default="default",
+        help="weights: default, hdrcnn, hdrcnn-compr, hdrcnn-compr-regularized, or "
+        "a file path (see `hdrcnn weights list`)",
+    )
+    p.add_argument(
+        "--im_dir",
+        "--im-dir",
+        dest="im_dir",
+        required=True,
+        help="an image file, a folder of images, a video file, or an image sequence "
+        'as a printf pattern (shots/f_%%04d.png) or a glob ("shots/*.png")',
+    )
+    p.add_argument(
+        "--out_dir",
+        "--out-dir",
+        dest="out_dir",
+        default="out",
+        help="output folder (created if needed)",
+    )
     p.add_argument("--width", type=int, help="reference sizing: output width (multiple of 32)")
     p.add_argument("--height", type=int, help="reference sizing: output height (multiple of 32)")
-    p.add_argument("--scaling", type=float, default=1.0,
-                   help="> 1 replaces x by min(1, scaling * x) (pushes near-white JPEG noise "
-                   "into clipping)")
-    p.add_argument("--gamma", type=float, default=1.0,
-                   help="network sees x^(1/gamma), output raised to gamma (1.1-1.3 boosts "
-                   "highlights)")
-    p.add_argument("--linearize", choices=LINEARIZATIONS,
-                   help="curve for the pixels the network does not replace (default: the "
-                   "weight file's)")
-    p.add_argument("--blend", choices=BLENDS,
-                   help="max: a pixel near white is replaced in all channels (the authors'); "
-                   "per-channel: only its channels near white, the others stay as measured "
-                   "(default: the weight file's)")
-    p.add_argument("--tile", type=int,
-                   help="tile side in pixels (multiple of 32); default from --memory-budget")
+    p.add_argument(
+        "--scaling",
+        type=float,
+        default=1.0,
+        help="> 1 replaces x by min(1, scaling * x) (pushes near-white JPEG noise into clipping)",
+    )
+    p.add_argument(
+        "--gamma",
+        type=float,
+        default=1.0,
+        help="network sees x^(1/gamma), output raised to gamma (1.1-1.3 boosts highlights)",
+    )
+    p.add_argument(
+        "--linearize",
+        choices=LINEARIZATIONS,
+        help="curve for the pixels the network does not replace (default: the weight file's)",
+    )
+    p.add_argument(
+        "--blend",
+        choices=BLENDS,
+        help="max: a pixel near white is replaced in all channels (the authors'); "
+        "per-channel: only its channels near white, the others stay as measured "
+        "(default: the weight file's)",
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        help="tile side in pixels (multiple of 32); default from --memory-budget",
+    )
     p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")
-    p.add_argument("--memory-budget", type=float, default=DEFAULT_MEMORY_BUDGET_MB,
-                   help="MiB of working memory per tile, used to choose the tile size")
-    p.add_argument("--exr-dtype", choices=("half", "float32"), default="half",
-                   help="pixel type of the EXR output")
+    p.add_argument(
+        "--memory-budget",
+        type=float,
+        default=DEFAULT_MEMORY_BUDGET_MB,
+        help="MiB of working memory per tile, used to choose the tile size",
+    )
+    p.add_argument(
+        "--exr-dtype",
+        choices=("half", "float32"),
+        default="half",
+        help="pixel type of the EXR output",
+    )
     p.add_argument("--compression", default="zip", help="EXR compression")
     p.add_argument("--device", choices=DEVICES, default="auto", help="where TensorFlow runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     v = p.add_argument_group("video and sequences")
-    v.add_argument("--frame-previews", action="store_true",
-                   help="for a video input, also write the PNG previews of every frame")
-    v.add_argument("--preview-video", metavar="PATH",
-                   help="also write a tone-mapped preview video (.mp4, .mov, .mkv, .webm); a "
-                   "relative path is inside the output folder")
-    v.add_argument("--fps", type=float,
-                   help="frame rate of an image sequence (for --preview-video; default 25) or "
-                   "to override a video's")
-    v.add_argument("--overwrite", action="store_true",
-                   help="recompute frames whose outputs exist already")
+    v.add_argument(
+        "--frame-previews",
+        action="store_true",
+        help="for a video input, also write the PNG previews of every frame",
+    )
+    v.add_argument(
+        "--preview-video",
+        metavar="PATH",
+        help="also write a tone-mapped preview video (.mp4, .mov, .mkv, .webm); a "
+        "relative path is inside the output folder",
+    )
+    v.add_argument(
+        "--fps",
+        type=float,
+        help="frame rate of an image sequence (for --preview-video; default 25) or "
+        "to override a video's",
+    )
+    v.add_argument(
+        "--overwrite", action="store_true", help="recompute frames whose outputs exist already"
+    )
     d = p.add_argument_group("Dask (spread frames over processes or machines)")
     where = d.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, metavar="N",
-                       help="a local cluster of N worker processes (one frame each at a time)")
-    where.add_argument("--scheduler", metavar="ADDRESS",
-                       help="an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (workers need "
-                       "napari-hdrcnn installed and the output folder and image files at the "
-                       "same paths)")
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="a local cluster of N worker processes (one frame each at a time)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (workers need "
+        "napari-hdrcnn installed and the output folder and image files at the "
+        "same paths)",
+    )
     p.set_defaults(run=run)
 
 
@@ -109,17 +163,34 @@ def run(args) -> int:
 
     out_dir = Path(args.out_dir)
     sizing = "reference" if args.width is not None else "native"
-    options = dict(gamma=args.gamma, scaling=args.scaling, linearize=args.linearize,
-                   blend=args.blend, sizing=sizing, width=args.width, height=args.height,
-                   tile=args.tile, overlap=args.overlap, memory_budget_mb=args.memory_budget)
+    options = dict(
+        gamma=args.gamma,
+        scaling=args.scaling,
+        linearize=args.linearize,
+        blend=args.blend,
+        sizing=sizing,
+        width=args.width,
+        height=args.height,
+        tile=args.tile,
+        overlap=args.overlap,
+        memory_budget_mb=args.memory_budget,
+    )
     count = source.count
-    where = (f"{args.workers} local worker(s)" if args.workers else
-             f"cluster {args.scheduler}" if args.scheduler else "this process")
-    print(f"weights: {weights.source} (width factor {weights.width_factor:g}, linearise "
-          f"{args.linearize or weights.linearize}, blend {args.blend or weights.blend}); "
-          f"sizing: {sizing}; "
-          f"{count if count is not None else 'unknown number of'} frame(s) from "
-          f"{source.kind} -> {out_dir}; on {where}", file=sys.stderr)
+    where = (
+        f"{args.workers} local worker(s)"
+        if args.workers
+        else f"cluster {args.scheduler}"
+        if args.scheduler
+        else "this process"
+    )
+    print(
+        f"weights: {weights.source} (width factor {weights.width_factor:g}, linearise "
+        f"{args.linearize or weights.linearize}, blend {args.blend or weights.blend}); "
+        f"sizing: {sizing}; "
+        f"{count if count is not None else 'unknown number of'} frame(s) from "
+        f"{source.kind} -> {out_dir}; on {where}",
+        file=sys.stderr,
+    )
     if source.kind == "video":
         hint = frames.video_weights_hint(weights)
         if hint:
@@ -143,8 +214,17 @@ def run(args) -> int:
     # noise there; videos and explicit sequences (a %d pattern or a glob) get it
     is_sequence = source.kind == "video" or not Path(args.im_dir).exists()
     try:
-        report = _run_sequence(args, source, out_dir, weights, reconstructor, options,
-                               on_outcome, tile_progress, is_sequence)
+        report = _run_sequence(
+            args,
+            source,
+            out_dir,
+            weights,
+            reconstructor,
+            options,
+            on_outcome,
+            tile_progress,
+            is_sequence,
+        )
     except (image_io.ImageReadError, image_io.ImageWriteError, OSError, ValueError) as err:
         return _fail(str(err))  # the source itself broke (e.g. a video damaged mid-way)
     finally:
@@ -153,18 +233,36 @@ def run(args) -> int:
     return 1 if report.failed else 0
 
 
-def _run_sequence(args, source, out_dir, weights, reconstructor, options, on_outcome,
-                  tile_progress, measure_stability):
+def _run_sequence(
+    args,
+    source,
+    out_dir,
+    weights,
+    reconstructor,
+    options,
+    on_outcome,
+    tile_progress,
+    measure_stability,
+):
     from .. import frames
 
-    common = dict(weights=weights, device=args.device, options=options,
-                  previews=True if args.frame_previews else None, exr_dtype=args.exr_dtype,
-                  compression=args.compression, overwrite=args.overwrite,
-                  preview_video=args.preview_video, fps=args.fps, on_outcome=on_outcome,
-                  measure_stability=measure_stability)
+    common = dict(
+        weights=weights,
+        device=args.device,
+        options=options,
+        previews=True if args.frame_previews else None,
+        exr_dtype=args.exr_dtype,
+        compression=args.compression,
+        overwrite=args.overwrite,
+        preview_video=args.preview_video,
+        fps=args.fps,
+        on_outcome=on_outcome,
+        measure_stability=measure_stability,
+    )
     if args.workers is None and args.scheduler is None:
-        return frames.run_sequence(source, out_dir, reconstructor=reconstructor,
-                                   tile_progress=tile_progress, **common)
+        return frames.run_sequence(
+            source, out_dir, reconstructor=reconstructor, tile_progress=tile_progress, **common
+        )
     from ..dask_runner import open_client
 
     with open_client(workers=args.workers, scheduler=args.scheduler) as client:
@@ -172,17 +270,25 @@ def _run_sequence(args, source, out_dir, weights, reconstructor, options, on_out
 
 
 def _print_report(report, out_dir) -> None:
-    print(f"{report.done} of {report.total} frame(s) reconstructed in {report.seconds:.1f} s"
-          + (f"; {report.skipped} already in {out_dir} (--overwrite recomputes them)"
-             if report.skipped else ""), file=sys.stderr)
-    for name, message in report.failed:
+    print(
+        f"{report.done} of {report.total} frame(s) reconstructed in {report.seconds:.1f} s"
+        + (
+            f"; {report.skipped} already in {out_dir} (--overwrite recomputes them)"
+            if report.skipped
+            else ""
+        ),
+        file=sys.stderr,
+    )
+    for _name, message in report.failed:
         print(f"  failed: {message}", file=sys.stderr)
     if report.stability is not None:
         s = report.stability
-        print(f"temporal stability: outputs change {s.output_change:.4f} stops/frame, inputs "
-              f"{s.comparison_change:.4f}; ratio {s.ratio:.3f} (1 = as stable as the input)"
-              + (f" ({report.stability_note})" if report.stability_note else ""),
-              file=sys.stderr)
+        print(
+            f"temporal stability: outputs change {s.output_change:.4f} stops/frame, inputs "
+            f"{s.comparison_change:.4f}; ratio {s.ratio:.3f} (1 = as stable as the input)"
+            + (f" ({report.stability_note})" if report.stability_note else ""),
+            file=sys.stderr,
+        )
     elif report.total >= 2 and report.stability_note:
         print(report.stability_note, file=sys.stderr)
     if report.preview_video is not None:

@@ -7,9 +7,12 @@ import sys
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("weights", help="list, install, download, inspect or export weight files",
-                       description="Manage weight files. The authors' three files live in a "
-                       "user cache folder ($HDRCNN_WEIGHTS_DIR overrides it).")
+    p = sub.add_parser(
+        "weights",
+        help="list, install, download, inspect or export weight files",
+        description="Manage weight files. The authors' three files live in a "
+        "user cache folder ($HDRCNN_WEIGHTS_DIR overrides it).",
+    )
     wsub = p.add_subparsers(dest="action", metavar="ACTION")
     wsub.add_parser("list", help="known weight names, where they live, whether installed")
     i = wsub.add_parser("install", help="check a downloaded authors' file and install it")
@@ -47,18 +50,32 @@ def run(args) -> int:
         if args.action == "info":
             w = W.load_weights(args.params)
             meta = {k: v for k, v in w.metadata.items()}
-            print(json.dumps({"source": w.source, "width_factor": w.width_factor,
-                              "linearize": w.linearize, "blend": w.blend,
-                              "tensors": len(w.tensors),
-                              "parameters": int(sum(t.size for t in w.tensors)),
-                              "metadata": meta}, indent=2, sort_keys=True, default=str))
+            print(
+                json.dumps(
+                    {
+                        "source": w.source,
+                        "width_factor": w.width_factor,
+                        "linearize": w.linearize,
+                        "blend": w.blend,
+                        "tensors": len(w.tensors),
+                        "parameters": int(sum(t.size for t in w.tensors)),
+                        "metadata": meta,
+                    },
+                    indent=2,
+                    sort_keys=True,
+                    default=str,
+                )
+            )
             return 0
         if args.action == "export":
             w = W.load_weights(args.params)
             if args.layout == "authors":
                 if w.width_factor != 1.0:
-                    print(f"note: width factor {w.width_factor:g}; the authors' release only "
-                          "builds the width-1.0 network", file=sys.stderr)
+                    print(
+                        f"note: width factor {w.width_factor:g}; the authors' release only "
+                        "builds the width-1.0 network",
+                        file=sys.stderr,
+                    )
                 W.write_authors_npz(w, args.dest)
             else:
                 W.write_weights(w, args.dest)

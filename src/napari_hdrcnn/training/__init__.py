@@ -13,5 +13,13 @@ from .camera import CameraSettings
 from .data import SampleSource, TrainingDataError, load_scenes
 from .loop import TrainConfig, TrainResult, train, write_preview
 
-__all__ = ["CameraSettings", "SampleSource", "TrainConfig", "TrainResult", "TrainingDataError",
-           "load_scenes", "train", "write_preview"]
+__all__ = [
+    "CameraSettings",
+    "SampleSource",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDataError",
+    "load_scenes",
+    "train",
+    "write_preview",
+]

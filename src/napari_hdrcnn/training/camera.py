@@ -26,25 +26,25 @@ LUMA = LUMINANCE_WEIGHTS
 class CameraSettings:
     """Ranges of the virtual camera; the defaults are the reference recipe's."""
 
-    crop: int = 320                      # output side in pixels
+    crop: int = 320  # output side in pixels
     crop_fraction: tuple[float, float] = (0.2, 0.6)  # of a photo's shorter side
-    fov: tuple[float, float] = (50.0, 90.0)          # panorama views, degrees (horizontal)
-    max_pitch: float = 30.0                          # panorama views, degrees up or down
+    fov: tuple[float, float] = (50.0, 90.0)  # panorama views, degrees (horizontal)
+    max_pitch: float = 30.0  # panorama views, degrees up or down
     clip_fraction: tuple[float, float] = (0.05, 0.15)  # of pixels saturated in the input
     # Faint highlights: a share of samples is exposed so that the view's brightest pixel is only
     # `faint_headroom` times white; the network must learn not to boost those (evaluation.md).
     faint_probability: float = 0.0
     faint_headroom: tuple[float, float] = (1.0, 1.3)
-    curve: str = "sigmoid"               # sigmoid | gamma | mixed (half each)
-    curve_n: tuple[float, float] = (0.9, 0.1)        # sigmoid exponent: mean, std
-    curve_a: tuple[float, float] = (0.6, 0.1)        # sigmoid offset: mean, std
-    gamma: tuple[float, float] = (2.2, 0.1)          # gamma curve: mean, std
-    hue_std: float = 7.0                 # degrees
+    curve: str = "sigmoid"  # sigmoid | gamma | mixed (half each)
+    curve_n: tuple[float, float] = (0.9, 0.1)  # sigmoid exponent: mean, std
+    curve_a: tuple[float, float] = (0.6, 0.1)  # sigmoid offset: mean, std
+    gamma: tuple[float, float] = (2.2, 0.1)  # gamma curve: mean, std
+    hue_std: float = 7.0  # degrees
     saturation_std: float = 0.1
-    noise_max: float = 0.01              # noise std drawn in [0, noise_max]
+    noise_max: float = 0.01  # noise std drawn in [0, noise_max]
     jpeg_probability: float = 0.0
     jpeg_quality: tuple[int, int] = (30, 100)
-    flip: bool = True                    # random horizontal mirror
+    flip: bool = True  # random horizontal mirror
 
     def __post_init__(self) -> None:
         if self.crop < 8:
@@ -59,25 +59,29 @@ class CameraSettings:
         if not 1.0 <= lo <= hi < 179.0:
             raise ValueError(f"field of view range must lie in [1, 179) degrees, got {lo}, {hi}")
         if not 0.0 <= self.faint_probability <= 1.0:
-            raise ValueError(f"faint-highlight probability must lie in [0, 1], got "
-                             f"{self.faint_probability}")
+            raise ValueError(
+                f"faint-highlight probability must lie in [0, 1], got {self.faint_probability}"
+            )
         lo, hi = self.faint_headroom
         if not 1.0 <= lo <= hi:
-            raise ValueError(f"faint-highlight headroom range must satisfy 1 <= lo <= hi, got "
-                             f"{lo}, {hi}")
+            raise ValueError(
+                f"faint-highlight headroom range must satisfy 1 <= lo <= hi, got {lo}, {hi}"
+            )
         if self.curve not in CURVES:
             raise ValueError(f"unknown camera curve {self.curve!r}; one of {', '.join(CURVES)}")
         if not 0.0 <= self.jpeg_probability <= 1.0:
             raise ValueError(f"JPEG probability must lie in [0, 1], got {self.jpeg_probability}")
         qlo, qhi = self.jpeg_quality
         if not 1 <= qlo <= qhi <= 100:
-            raise ValueError(f"JPEG quality range must satisfy 1 <= lo <= hi <= 100, got {qlo}, {qhi}")
+            raise ValueError(
+                f"JPEG quality range must satisfy 1 <= lo <= hi <= 100, got {qlo}, {qhi}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CameraSettings":
+    def from_dict(cls, d: dict) -> CameraSettings:
         names = {f.name for f in fields(cls)}
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
         return cls(**kw)
@@ -130,11 +134,12 @@ def bilinear_sample(image: np.ndarray, u: np.ndarray, v: np.ndarray, wrap_u: boo
 def _level_for_step(levels: list[np.ndarray], step: float) -> tuple[np.ndarray, float]:
     """Pyramid level whose pixel spacing is closest below the sampling step; its scale."""
     k = int(np.clip(math.floor(math.log2(max(step, 1.0))), 0, len(levels) - 1))
-    return levels[k], float(2 ** k)
+    return levels[k], float(2**k)
 
 
-def perspective_view(levels: list[np.ndarray], size: int, yaw: float, pitch: float,
-                     fov: float) -> np.ndarray:
+def perspective_view(
+    levels: list[np.ndarray], size: int, yaw: float, pitch: float, fov: float
+) -> np.ndarray:
     """A size x size rectilinear view (angles in degrees) of an equirectangular panorama."""
     full_w = levels[0].shape[1]
     f = 0.5 * size / math.tan(math.radians(fov) / 2)  # focal length in output pixels
@@ -157,8 +162,9 @@ def perspective_view(levels: list[np.ndarray], size: int, yaw: float, pitch: flo
     return bilinear_sample(image, u, v, wrap_u=True)
 
 
-def photo_crop(levels: list[np.ndarray], size: int, x0: float, y0: float,
-               side: float) -> np.ndarray:
+def photo_crop(
+    levels: list[np.ndarray], size: int, x0: float, y0: float, side: float
+) -> np.ndarray:
     """A square crop (top-left x0, y0 and side in full-resolution pixels) resized to size."""
     step = side / size
     image, scale = _level_for_step(levels, step)
@@ -170,27 +176,31 @@ def photo_crop(levels: list[np.ndarray], size: int, x0: float, y0: float,
     return bilinear_sample(image, uu, vv, wrap_u=False)
 
 
-def random_view(levels: list[np.ndarray], panorama: bool, settings: CameraSettings,
-                rng: np.random.Generator) -> np.ndarray:
+def random_view(
+    levels: list[np.ndarray], panorama: bool, settings: CameraSettings, rng: np.random.Generator
+) -> np.ndarray:
     """A random view of a scene, before the camera: linear float32 (crop, crop, 3)."""
     size = settings.crop
     if panorama:
         view = perspective_view(
-            levels, size,
+            levels,
+            size,
             yaw=rng.uniform(-180.0, 180.0),
             pitch=rng.uniform(-settings.max_pitch, settings.max_pitch),
-            fov=rng.uniform(*settings.fov))
+            fov=rng.uniform(*settings.fov),
+        )
     else:
         h, w = levels[0].shape[:2]
         side = rng.uniform(*settings.crop_fraction) * min(h, w)
-        view = photo_crop(levels, size, x0=rng.uniform(0, w - side), y0=rng.uniform(0, h - side),
-                          side=side)
+        view = photo_crop(
+            levels, size, x0=rng.uniform(0, w - side), y0=rng.uniform(0, h - side), side=side
+        )
     if settings.flip and rng.random() < 0.5:
         view = view[:, ::-1]
     return np.ascontiguousarray(view)
 
 
-# -- the camera -------------------------------------------------------------------------------------
+# -- the camera -----------------------------------------------------------------------------------
 def colour_jitter_matrix(hue_degrees: float, saturation_scale: float) -> np.ndarray:
     """3x3 linear-RGB matrix: rotate hue about the grey axis, then scale chroma about luminance."""
     a = math.radians(hue_degrees)
@@ -204,7 +214,9 @@ def colour_jitter_matrix(hue_degrees: float, saturation_scale: float) -> np.ndar
 def exposure_for_clip_fraction(scene: np.ndarray, clip_fraction: float) -> float:
     """Gain e such that `clip_fraction` of the pixels have max channel of e * scene >= 1."""
     peak = scene.max(axis=-1)
-    level = float(np.quantile(peak, 1.0 - clip_fraction)) if clip_fraction > 0 else float(peak.max())
+    level = (
+        float(np.quantile(peak, 1.0 - clip_fraction)) if clip_fraction > 0 else float(peak.max())
+    )
     if not level > 0:
         level = float(peak.max())
     return 1.0 / level if level > 0 else 1.0
@@ -216,8 +228,7 @@ def exposure_for_headroom(scene: np.ndarray, headroom: float) -> float:
     return headroom / peak if peak > 0 else 1.0
 
 
-def random_exposure(scene: np.ndarray, settings: CameraSettings,
-                    rng: np.random.Generator) -> float:
+def random_exposure(scene: np.ndarray, settings: CameraSettings, rng: np.random.Generator) -> float:
     """A clip-fraction exposure, or with `faint_probability` a faint-highlight one."""
     if settings.faint_probability > 0 and rng.random() < settings.faint_probability:
         return exposure_for_headroom(scene, rng.uniform(*settings.faint_headroom))
@@ -255,15 +266,17 @@ def jpeg_roundtrip(x8: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(buf).convert("RGB"))
 
 
-def capture(view: np.ndarray, settings: CameraSettings,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def capture(
+    view: np.ndarray, settings: CameraSettings, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Photograph a linear view: -> (input x float32 on 8-bit levels in [0, 1], target y linear).
 
     The target is the colour-jittered, exposed scene; the input is what a camera would record of
     it. Pixels saturated in the sensor stay white whatever the noise.
     """
-    m = colour_jitter_matrix(rng.normal(0.0, settings.hue_std),
-                             max(0.0, 1.0 + rng.normal(0.0, settings.saturation_std)))
+    m = colour_jitter_matrix(
+        rng.normal(0.0, settings.hue_std), max(0.0, 1.0 + rng.normal(0.0, settings.saturation_std))
+    )
     scene = np.maximum(view @ m.T, 0.0).astype(np.float32)
     e = random_exposure(scene, settings, rng)
     y = (scene * np.float32(e)).astype(np.float32)
@@ -275,7 +288,9 @@ def capture(view: np.ndarray, settings: CameraSettings,
         x = np.where(y >= 1.0, np.float32(1.0), x)
     x8 = np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
     if settings.jpeg_probability > 0 and rng.random() < settings.jpeg_probability:
-        x8 = jpeg_roundtrip(x8, rng.integers(settings.jpeg_quality[0], settings.jpeg_quality[1] + 1))
+        x8 = jpeg_roundtrip(
+            x8, rng.integers(settings.jpeg_quality[0], settings.jpeg_quality[1] + 1)
+        )
     return x8.astype(np.float32) / np.float32(255.0), y
 
 

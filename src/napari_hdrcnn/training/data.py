@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -60,8 +60,9 @@ def sanitize_linear(image: np.ndarray, source: str) -> np.ndarray:
     return a
 
 
-def scene_from_array(image: np.ndarray, name: str, *, crop: int, panorama: str = "auto",
-                     max_side: int = 2048) -> Scene:
+def scene_from_array(
+    image: np.ndarray, name: str, *, crop: int, panorama: str = "auto", max_side: int = 2048
+) -> Scene:
     """A linear image -> a Scene. Images larger than `max_side` are reduced by 2x steps."""
     if panorama not in PANORAMA_MODES:
         raise ValueError(f"unknown panorama mode {panorama!r}; one of {', '.join(PANORAMA_MODES)}")
@@ -71,8 +72,9 @@ def scene_from_array(image: np.ndarray, name: str, *, crop: int, panorama: str =
         levels = levels[1:]
     pano = is_panorama(linear.shape) if panorama == "auto" else panorama == "always"
     if not pano and min(levels[0].shape[:2]) < 32:
-        raise TrainingDataError(f"{name}: {levels[0].shape[1]}x{levels[0].shape[0]} is too "
-                                "small to crop from")
+        raise TrainingDataError(
+            f"{name}: {levels[0].shape[1]}x{levels[0].shape[0]} is too small to crop from"
+        )
     return Scene(name, levels, pano)
 
 
@@ -112,9 +114,16 @@ def read_linear(path: Path, ldr_linearize: str) -> np.ndarray:
     return linearize_pixels(unit, ldr_linearize)
 
 
-def load_scenes(folder: str | os.PathLike, *, crop: int, mode: str = "auto",
-                panorama: str = "auto", ldr_linearize: str = "gamma2.2", max_side: int = 2048,
-                progress: Callable[[int, int, str], None] | None = None) -> list[Scene]:
+def load_scenes(
+    folder: str | os.PathLike,
+    *,
+    crop: int,
+    mode: str = "auto",
+    panorama: str = "auto",
+    ldr_linearize: str = "gamma2.2",
+    max_side: int = 2048,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[Scene]:
     """Decode every training image of a folder once (float32, in memory)."""
     files = image_files(folder, mode)
     scenes = []
@@ -125,16 +134,22 @@ def load_scenes(folder: str | os.PathLike, *, crop: int, mode: str = "auto",
             linear = read_linear(f, ldr_linearize)
         except ValueError as err:  # ImageReadError names the file and the problem
             raise TrainingDataError(str(err)) from err
-        scenes.append(scene_from_array(linear, str(f), crop=crop, panorama=panorama,
-                                       max_side=max_side))
+        scenes.append(
+            scene_from_array(linear, str(f), crop=crop, panorama=panorama, max_side=max_side)
+        )
     return scenes
 
 
 class SampleSource:
     """Draws camera samples from scenes; `batch(step)` is deterministic for (seed, stream)."""
 
-    def __init__(self, scenes: list[Scene], settings: CameraSettings, seed: int = 0,
-                 stream: int = TRAIN_STREAM):
+    def __init__(
+        self,
+        scenes: list[Scene],
+        settings: CameraSettings,
+        seed: int = 0,
+        stream: int = TRAIN_STREAM,
+    ):
         if not scenes:
             raise TrainingDataError("no scenes to sample from")
         self.scenes = scenes
@@ -174,8 +189,9 @@ class Prefetcher:
         self._make = make
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, args=(start, stop), daemon=True,
-                                        name="hdrcnn-prefetch")
+        self._thread = threading.Thread(
+            target=self._work, args=(start, stop), daemon=True, name="hdrcnn-prefetch"
+        )
         self._thread.start()
 
     def _work(self, start: int, stop: int) -> None:

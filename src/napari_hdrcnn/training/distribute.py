@@ -32,7 +32,7 @@ class DistributeError(ValueError):
 class Cluster:
     """What TF_CONFIG says: every worker's address, and which one this process is."""
 
-    chief: tuple[str, ...]          # at most one address (the optional "chief" job)
+    chief: tuple[str, ...]  # at most one address (the optional "chief" job)
     workers: tuple[str, ...]
     task_type: str
     task_index: int
@@ -63,25 +63,38 @@ def parse_tf_config(text: str | None) -> Cluster | None:
     try:
         config = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DistributeError(f"TF_CONFIG is not valid JSON ({err.msg} at line {err.lineno} "
-                              f"column {err.colno}): {text!r}") from None
+        raise DistributeError(
+            f"TF_CONFIG is not valid JSON ({err.msg} at line {err.lineno} "
+            f"column {err.colno}): {text!r}"
+        ) from None
     if not isinstance(config, dict):
-        raise DistributeError(f"TF_CONFIG must be a JSON object with 'cluster' and 'task', "
-                              f"got {type(config).__name__}")
+        raise DistributeError(
+            f"TF_CONFIG must be a JSON object with 'cluster' and 'task', "
+            f"got {type(config).__name__}"
+        )
     cluster, task = config.get("cluster"), config.get("task")
     if not isinstance(cluster, dict) or not cluster:
-        raise DistributeError("TF_CONFIG has no 'cluster' object (e.g. {\"cluster\": "
-                              "{\"worker\": [\"host1:12345\", \"host2:12345\"]}, ...})")
+        raise DistributeError(
+            "TF_CONFIG has no 'cluster' object (e.g. {\"cluster\": "
+            '{"worker": ["host1:12345", "host2:12345"]}, ...})'
+        )
     jobs = {}
     for job, addresses in cluster.items():
         if job not in TASK_TYPES:
-            raise DistributeError(f"TF_CONFIG cluster job {job!r} is not supported (only "
-                                  f"{' and '.join(TASK_TYPES)}: training is synchronous, "
-                                  "without parameter servers or evaluators)")
-        if (not isinstance(addresses, list) or not addresses
-                or not all(isinstance(a, str) and _is_address(a) for a in addresses)):
-            raise DistributeError(f"TF_CONFIG cluster {job!r} must be a non-empty list of "
-                                  f"\"host:port\" strings, got {addresses!r}")
+            raise DistributeError(
+                f"TF_CONFIG cluster job {job!r} is not supported (only "
+                f"{' and '.join(TASK_TYPES)}: training is synchronous, "
+                "without parameter servers or evaluators)"
+            )
+        if (
+            not isinstance(addresses, list)
+            or not addresses
+            or not all(isinstance(a, str) and _is_address(a) for a in addresses)
+        ):
+            raise DistributeError(
+                f"TF_CONFIG cluster {job!r} must be a non-empty list of "
+                f'"host:port" strings, got {addresses!r}'
+            )
         jobs[job] = tuple(addresses)
     if len(jobs.get("chief", ())) > 1:
         raise DistributeError(f"TF_CONFIG may name one chief, got {len(jobs['chief'])}")
@@ -89,16 +102,23 @@ def parse_tf_config(text: str | None) -> Cluster | None:
     if len(set(every)) != len(every):
         raise DistributeError(f"TF_CONFIG names an address twice: {list(every)}")
     if not isinstance(task, dict):
-        raise DistributeError("TF_CONFIG has no 'task' object (e.g. {\"task\": {\"type\": "
-                              "\"worker\", \"index\": 0}})")
+        raise DistributeError(
+            'TF_CONFIG has no \'task\' object (e.g. {"task": {"type": "worker", "index": 0}})'
+        )
     task_type, index = task.get("type"), task.get("index", 0)
     if task_type not in jobs:
-        raise DistributeError(f"TF_CONFIG task type {task_type!r} is not a job of the "
-                              f"cluster ({', '.join(jobs)})")
-    if isinstance(index, bool) or not isinstance(index, int) or not (
-            0 <= index < len(jobs[task_type])):
-        raise DistributeError(f"TF_CONFIG task index {index!r} is out of range for the "
-                              f"{len(jobs[task_type])} {task_type} address(es)")
+        raise DistributeError(
+            f"TF_CONFIG task type {task_type!r} is not a job of the cluster ({', '.join(jobs)})"
+        )
+    if (
+        isinstance(index, bool)
+        or not isinstance(index, int)
+        or not (0 <= index < len(jobs[task_type]))
+    ):
+        raise DistributeError(
+            f"TF_CONFIG task index {index!r} is out of range for the "
+            f"{len(jobs[task_type])} {task_type} address(es)"
+        )
     return Cluster(jobs.get("chief", ()), jobs.get("worker", ()), task_type, index)
 
 
@@ -120,8 +140,10 @@ def choose_strategy(requested: str, cluster: Cluster | None, gpu_count: int) -> 
             return "multi-worker"
         return "mirrored" if gpu_count > 1 else "none"
     if requested == "multi-worker" and cluster is None:
-        raise DistributeError("--strategy multi-worker needs the TF_CONFIG environment "
-                              "variable naming the cluster and this worker's task")
+        raise DistributeError(
+            "--strategy multi-worker needs the TF_CONFIG environment "
+            "variable naming the cluster and this worker's task"
+        )
     return requested
 
 
@@ -130,8 +152,10 @@ def per_replica_batch(global_batch: int, replicas: int) -> int:
     if replicas < 1:
         raise DistributeError(f"need at least one replica, got {replicas}")
     if global_batch % replicas:
-        raise DistributeError(f"--batch-size {global_batch} cannot be split evenly across "
-                              f"{replicas} replicas: use a multiple of {replicas}")
+        raise DistributeError(
+            f"--batch-size {global_batch} cannot be split evenly across "
+            f"{replicas} replicas: use a multiple of {replicas}"
+        )
     return global_batch // replicas
 
 

@@ -22,16 +22,23 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..weights import Weights, atomic_file, load_weights, write_authors_npz, write_weights
 from .camera import CameraSettings
-from .data import (PREVIEW_STREAM, TRAIN_STREAM, VAL_STREAM, Prefetcher, SampleSource,
-                   TrainingDataError, load_scenes)
+from .data import (
+    PREVIEW_STREAM,
+    TRAIN_STREAM,
+    VAL_STREAM,
+    Prefetcher,
+    SampleSource,
+    TrainingDataError,
+    load_scenes,
+)
 
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.npz$")
 LOG_FIELDS = ("step", "loss", "val_loss", "lr", "seconds")
@@ -47,23 +54,23 @@ class TrainConfig:
     crop: int = 224
     batch_size: int = 8
     steps: int = 1000
-    epochs: float | None = None          # alternative to steps (epoch_size samples each)
-    epoch_size: int | None = None        # samples per epoch; default 16 per scene
+    epochs: float | None = None  # alternative to steps (epoch_size samples each)
+    epoch_size: int | None = None  # samples per epoch; default 16 per scene
     lr: float = 5e-5
-    lr_decay: float = 0.99               # per epoch
+    lr_decay: float = 0.99  # per epoch
     beta1: float = 0.9
     beta2: float = 0.999
     loss: str = "ir"
-    loss_mask: str = "target"            # the authors'; "blend" also trains where the blend uses
+    loss_mask: str = "target"  # the authors'; "blend" also trains where the blend uses
     regularization: str = "none"
-    reg_weight: float = 0.95             # a in (1 - a) * loss + a * reg
+    reg_weight: float = 0.95  # a in (1 - a) * loss + a * reg
     reg_strength: float = 1.0
     reg_noise: tuple[float, float] = (0.01, 0.05)
     seed: int = 0
     init: str | None = None
     resume: str | None = None
     checkpoint_every: int = 500
-    keep_checkpoints: int = 5            # 0 keeps all
+    keep_checkpoints: int = 5  # 0 keeps all
     val_every: int = 250
     val_samples: int = 32
     log_every: int = 10
@@ -93,7 +100,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         camera = CameraSettings.from_dict(d.pop("camera", {}))
         names = set(cls.__dataclass_fields__)
@@ -101,7 +108,7 @@ class TrainConfig:
         return cls(camera=camera, **kw)
 
 
-# -- Adam --------------------------------------------------------------------------------------------
+# -- Adam -----------------------------------------------------------------------------------------
 class Adam:
     """Adam as in TF1's AdamOptimizer (the authors'), with moments we can save and restore."""
 
@@ -134,19 +141,30 @@ class Adam:
         for i, (m, v) in enumerate(zip(self.m, self.v)):
             for name, var in ((f"m_{i:02d}", m), (f"v_{i:02d}", v)):
                 if name not in state or tuple(state[name].shape) != tuple(var.shape):
-                    raise TrainingDataError(f"{source}: optimizer state {name} is missing or "
-                                            "has the wrong shape")
+                    raise TrainingDataError(
+                        f"{source}: optimizer state {name} is missing or has the wrong shape"
+                    )
                 var.assign(state[name])
         self.t.assign(float(state["t"]))
 
 
-# -- the step functions ----------------------------------------------------------------------------
+# -- the step functions ---------------------------------------------------------------------------
 class Trainer:
     """A model, its optimizer and the compiled train / evaluation steps for one crop size."""
 
-    def __init__(self, model, *, crop: int, loss: str = "ir", loss_mask: str = "target",
-                 regularization: str = "none", reg_weight: float = 0.95, beta1: float = 0.9,
-                 beta2: float = 0.999, lr: float = 5e-5):
+    def __init__(
+        self,
+        model,
+        *,
+        crop: int,
+        loss: str = "ir",
+        loss_mask: str = "target",
+        regularization: str = "none",
+        reg_weight: float = 0.95,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        lr: float = 5e-5,
+    ):
         import tensorflow as tf
 
         from .losses import LOSS_MASKS, LOSSES, REGULARIZATIONS
@@ -156,8 +174,9 @@ class Trainer:
         if loss_mask not in LOSS_MASKS:
             raise ValueError(f"unknown loss mask {loss_mask!r}; one of {', '.join(LOSS_MASKS)}")
         if regularization not in REGULARIZATIONS:
-            raise ValueError(f"unknown regularisation {regularization!r}; one of "
-                             f"{', '.join(REGULARIZATIONS)}")
+            raise ValueError(
+                f"unknown regularisation {regularization!r}; one of {', '.join(REGULARIZATIONS)}"
+            )
         self.model = model
         self.loss = loss
         self.loss_mask = loss_mask
@@ -169,13 +188,23 @@ class Trainer:
         img = tf.TensorSpec([None, crop, crop, 3], tf.float32)
         # No autograph: the step has no data-dependent Python control flow, and converting
         # the model's code costs seconds per trace.
-        self.train_step = tf.function(self._train_step, autograph=False, input_signature=[
-            img, img, tf.TensorSpec([None, 8], tf.float32), tf.TensorSpec([None], tf.float32),
-            tf.TensorSpec([2], tf.int32)])
-        self.eval_step = tf.function(self._eval_step, autograph=False,
-                                     input_signature=[img, img])
-        self.predict = tf.function(lambda x: model.log_prediction(x, training=False),
-                                   autograph=False, input_signature=[img])
+        self.train_step = tf.function(
+            self._train_step,
+            autograph=False,
+            input_signature=[
+                img,
+                img,
+                tf.TensorSpec([None, 8], tf.float32),
+                tf.TensorSpec([None], tf.float32),
+                tf.TensorSpec([2], tf.int32),
+            ],
+        )
+        self.eval_step = tf.function(self._eval_step, autograph=False, input_signature=[img, img])
+        self.predict = tf.function(
+            lambda x: model.log_prediction(x, training=False),
+            autograph=False,
+            input_signature=[img],
+        )
 
     def _train_step(self, x, y, transforms, noise_std, noise_seed):
         import tensorflow as tf
@@ -212,8 +241,12 @@ class Trainer:
     def _eval_step(self, x, y):
         from .losses import loss_mask, reconstruction_loss
 
-        return reconstruction_loss(self.loss, self.model.log_prediction(x, training=False), y,
-                                   loss_mask(self.loss_mask, y, x))
+        return reconstruction_loss(
+            self.loss,
+            self.model.log_prediction(x, training=False),
+            y,
+            loss_mask(self.loss_mask, y, x),
+        )
 
     def run_step(self, batch: dict) -> float:
         """One optimisation step on a batch dict (x, y and, with regularisation, transforms,
@@ -245,7 +278,7 @@ def step_inputs(batch: dict) -> tuple[np.ndarray, ...]:
     return batch["x"], batch["y"], transforms, noise_std, seed
 
 
-# -- several replicas ------------------------------------------------------------------------------
+# -- several replicas -----------------------------------------------------------------------------
 @functools.cache
 def synced_batch_norm_model():
     """HDRCNN whose training batch norm is synchronised across replicas (class built on first
@@ -279,8 +312,10 @@ def synced_batch_norm_model():
             return self._moments.recorded
 
         def moving_statistics(self, name: str):
-            return (self._by_name[f"{name}/bn/moving_mean"],
-                    self._by_name[f"{name}/bn/moving_variance"])
+            return (
+                self._by_name[f"{name}/bn/moving_mean"],
+                self._by_name[f"{name}/bn/moving_variance"],
+            )
 
         def _batch_norm(self, name, x, training):
             if not training:
@@ -289,8 +324,13 @@ def synced_batch_norm_model():
             replicas = float(ctx.num_replicas_in_sync)
             axes = [0, 1, 2]  # replicas hold equal batches: the mean of means is the mean
             mean = ctx.all_reduce("SUM", tf.reduce_mean(x, axes)) / replicas
-            var = ctx.all_reduce("SUM", tf.reduce_mean(
-                tf.math.squared_difference(x, tf.stop_gradient(mean)), axes)) / replicas
+            var = (
+                ctx.all_reduce(
+                    "SUM",
+                    tf.reduce_mean(tf.math.squared_difference(x, tf.stop_gradient(mean)), axes),
+                )
+                / replicas
+            )
             self._moments.recorded.append((name, mean, var))
             beta = self._by_name[f"{name}/bn/beta"]
             gamma = self._by_name[f"{name}/bn/gamma"]
@@ -340,9 +380,17 @@ class DistributedTrainer(Trainer):
         # One all-reduce, of one flat tensor, for the gradients, the loss and the stop vote:
         # fewer, larger messages between workers, and a faster trace than one per tensor.
         shapes = [g.shape for g in grads]
-        flat = ctx.all_reduce("SUM", tf.concat(
-            [tf.reshape(scaled, [1]), tf.reshape(tf.cast(stop, tf.float32), [1]),
-             *(tf.reshape(g, [-1]) for g in grads)], axis=0))
+        flat = ctx.all_reduce(
+            "SUM",
+            tf.concat(
+                [
+                    tf.reshape(scaled, [1]),
+                    tf.reshape(tf.cast(stop, tf.float32), [1]),
+                    *(tf.reshape(g, [-1]) for g in grads),
+                ],
+                axis=0,
+            ),
+        )
         parts = tf.split(flat, [1, 1, *(s.num_elements() for s in shapes)])
         grads = [tf.reshape(g, s) for g, s in zip(parts[2:], shapes)]
         return parts[0][0], parts[1][0], grads, [(mean, var) for _, mean, var in recorded]
@@ -355,13 +403,15 @@ class DistributedTrainer(Trainer):
         ctx = tf.distribute.get_replica_context()
         part = ctx.replica_id_in_sync_group % self.local_replicas
         shape = tf.concat([[self.local_batch], tf.shape(x)[1:]], axis=0)
-        return tf.random.stateless_normal(shape, noise_seed)[part * self.per_replica:
-                                                              (part + 1) * self.per_replica]
+        return tf.random.stateless_normal(shape, noise_seed)[
+            part * self.per_replica : (part + 1) * self.per_replica
+        ]
 
     def _distributed_step(self, x, y, transforms, noise_std, noise_seed, stop):
         strategy = self.strategy
         loss, stop, grads, moments = strategy.run(
-            self._replica_step, args=(x, y, transforms, noise_std, noise_seed, stop))
+            self._replica_step, args=(x, y, transforms, noise_std, noise_seed, stop)
+        )
         momentum = self.model.momentum
 
         def update_this_device(_, grads, moments):
@@ -373,8 +423,9 @@ class DistributedTrainer(Trainer):
                 for variable, value in zip(self.model.moving_statistics(name), (mean, var)):
                     variable.assign(momentum * variable + (1 - momentum) * value)
 
-        strategy.extended.update(self.optimizer.t, update_this_device, args=(grads, moments),
-                                 group=False)
+        strategy.extended.update(
+            self.optimizer.t, update_this_device, args=(grads, moments), group=False
+        )
         local = strategy.experimental_local_results  # all-reduced: the same on every replica
         return local(loss)[0], local(stop)[0]
 
@@ -384,9 +435,11 @@ class DistributedTrainer(Trainer):
         loss and whether any worker wants to stop, so that all stop after the same step."""
         x, y, transforms, noise_std, seed = step_inputs(batch)
         if x.shape[0] != self.local_batch:
-            raise ValueError(f"this worker's batch has {x.shape[0]} samples, expected "
-                             f"{self.local_batch} ({self.per_replica} for each of its "
-                             f"{self.local_replicas} replicas)")
+            raise ValueError(
+                f"this worker's batch has {x.shape[0]} samples, expected "
+                f"{self.local_batch} ({self.per_replica} for each of its "
+                f"{self.local_replicas} replicas)"
+            )
         per, local_replicas = self.per_replica, self.local_replicas
         vote = np.float32(bool(stop))
 
@@ -404,8 +457,9 @@ class DistributedTrainer(Trainer):
         start identical and only the chief needs to read a checkpoint to resume. Returns the
         chief's step."""
         state = [*self.model.tensors, *self.optimizer.m, *self.optimizer.v, self.optimizer.t]
-        *values, chief_step = from_chief(self.strategy,
-                                         [*(v.numpy() for v in state), np.float32(step)])
+        *values, chief_step = from_chief(
+            self.strategy, [*(v.numpy() for v in state), np.float32(step)]
+        )
         for var, value in zip(state, values):
             var.assign(value)
         return int(chief_step)
@@ -443,19 +497,32 @@ def check_same_settings(strategy, settings: dict[str, float]) -> None:
     names = sorted(settings)
     mine = np.array([settings[n] for n in names], np.float32)
     chief = from_chief(strategy, [mine])[0]
-    differ = [f"{n} {chief[i]:g} (this worker: {mine[i]:g})"
-              for i, n in enumerate(names) if chief[i] != mine[i]]
+    differ = [
+        f"{n} {chief[i]:g} (this worker: {mine[i]:g})"
+        for i, n in enumerate(names)
+        if chief[i] != mine[i]
+    ]
     if sum_over_replicas(strategy, [np.float32(bool(differ))])[0] > 0:
-        raise ValueError("every worker must train with the chief's settings: " + (
-            "the chief has " + ", ".join(differ) if differ else
-            "another worker's differ (see its error)"))
+        raise ValueError(
+            "every worker must train with the chief's settings: "
+            + (
+                "the chief has " + ", ".join(differ)
+                if differ
+                else "another worker's differ (see its error)"
+            )
+        )
 
 
-# -- helpers ----------------------------------------------------------------------------------------
+# -- helpers --------------------------------------------------------------------------------------
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -466,7 +533,7 @@ def checkpoint_path(out: Path, step: int) -> Path:
 
 
 def optimizer_path(ckpt: Path) -> Path:
-    return ckpt.with_name(ckpt.name[:-len(".npz")] + ".adam.npz")
+    return ckpt.with_name(ckpt.name[: -len(".npz")] + ".adam.npz")
 
 
 def list_checkpoints(out: Path) -> list[tuple[int, Path]]:
@@ -484,8 +551,9 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
         return p
     found = list_checkpoints(p)
     if not found:
-        raise TrainingDataError(f"{p}: no checkpoints to resume from (looked in "
-                                f"{p / 'checkpoints'})")
+        raise TrainingDataError(
+            f"{p}: no checkpoints to resume from (looked in {p / 'checkpoints'})"
+        )
     return found[-1][1]
 
 
@@ -493,6 +561,7 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
+
     atomic_file(path, write)
 
 
@@ -509,6 +578,7 @@ def write_json(path: Path, data: dict) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w") as f:
             json.dump(data, f, indent=2, sort_keys=True, default=str)
+
     atomic_file(path, write)
 
 
@@ -521,17 +591,19 @@ def learning_rate(config: TrainConfig, step: int, per_epoch: int) -> float:
     return config.lr * config.lr_decay ** (step // per_epoch)
 
 
-def regularization_inputs(config: TrainConfig, step: int, n: int,
-                          rank: int = 0) -> dict[str, np.ndarray]:
+def regularization_inputs(
+    config: TrainConfig, step: int, n: int, rank: int = 0
+) -> dict[str, np.ndarray]:
     """The random motions and noise of one step's second pass, deterministic for (seed, step)
     and different on each worker (`rank`) of a multi-worker run."""
     from .losses import random_transforms
 
     rng = np.random.default_rng([config.seed, REG_STREAM, step, *([rank] if rank else [])])
-    return {"transforms": random_transforms(rng, n, (config.crop, config.crop),
-                                            config.reg_strength),
-            "noise_std": rng.uniform(*config.reg_noise, n).astype(np.float32),
-            "noise_seed": rng.integers(0, 2**31 - 1, 2).astype(np.int32)}
+    return {
+        "transforms": random_transforms(rng, n, (config.crop, config.crop), config.reg_strength),
+        "noise_std": rng.uniform(*config.reg_noise, n).astype(np.float32),
+        "noise_seed": rng.integers(0, 2**31 - 1, 2).astype(np.int32),
+    }
 
 
 def preview_image(x: np.ndarray, y: np.ndarray, y_log: np.ndarray | None) -> np.ndarray:
@@ -542,7 +614,7 @@ def preview_image(x: np.ndarray, y: np.ndarray, y_log: np.ndarray | None) -> np.
     panels = [x, show(y)]
     if y_log is not None:
         alpha = np.clip((x.max(-1, keepdims=True) - 0.95) / 0.05, 0, 1)
-        panels.append(show((1 - alpha) * x ** 2.2 + alpha * (np.exp(y_log) - LOG_EPS)))
+        panels.append(show((1 - alpha) * x**2.2 + alpha * (np.exp(y_log) - LOG_EPS)))
     return np.concatenate(panels, axis=1).astype(np.float32)
 
 
@@ -561,8 +633,9 @@ def _summary_metadata(plugin: str, data_class: int):
     return meta
 
 
-def write_summaries(writer, step: int, scalars: dict[str, float],
-                    images: np.ndarray | None) -> None:
+def write_summaries(
+    writer, step: int, scalars: dict[str, float], images: np.ndarray | None
+) -> None:
     """Scalars and images in TensorBoard's own encoding, written with TensorFlow's core
     `tf.summary.write`, so the logs need no tensorboard package (only viewing them does)."""
     import tensorflow as tf
@@ -570,18 +643,26 @@ def write_summaries(writer, step: int, scalars: dict[str, float],
 
     with writer.as_default(step=step):
         for name, value in scalars.items():
-            tf.summary.write(name, tf.constant(float(value), tf.float32), metadata=
-                             _summary_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR))
+            tf.summary.write(
+                name,
+                tf.constant(float(value), tf.float32),
+                metadata=_summary_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR),
+            )
         if images is not None:
             h, w = images.shape[1:3]
-            pngs = [tf.io.encode_png(tf.constant(np.round(np.clip(im, 0, 1) * 255)
-                                                 .astype(np.uint8))) for im in images]
+            pngs = [
+                tf.io.encode_png(tf.constant(np.round(np.clip(im, 0, 1) * 255).astype(np.uint8)))
+                for im in images
+            ]
             blob = tf.stack([tf.constant(str(w)), tf.constant(str(h)), *pngs])
-            tf.summary.write("val_input_target_prediction", blob, metadata=
-                             _summary_metadata("images", summary_pb2.DATA_CLASS_BLOB_SEQUENCE))
+            tf.summary.write(
+                "val_input_target_prediction",
+                blob,
+                metadata=_summary_metadata("images", summary_pb2.DATA_CLASS_BLOB_SEQUENCE),
+            )
 
 
-# -- the run -------------------------------------------------------------------------------------------
+# -- the run --------------------------------------------------------------------------------------
 class StopFlag:
     """Set from a signal handler or a caller; the loop saves and returns at the next step."""
 
@@ -615,29 +696,40 @@ def initial_weights(config: TrainConfig, model) -> tuple[int, Path | None, dict]
         ckpt = find_checkpoint(config.resume)
         w = load_weights(ckpt)
         if abs(w.width_factor - config.width_factor) > 1e-9:
-            raise TrainingDataError(f"{ckpt}: width factor {w.width_factor} differs from the "
-                                    f"run's {config.width_factor}")
+            raise TrainingDataError(
+                f"{ckpt}: width factor {w.width_factor} differs from the "
+                f"run's {config.width_factor}"
+            )
         model.set_weights(w.tensors)
         return int(w.metadata.get("step", 0)), ckpt, w.metadata
     if config.init:
         w = load_weights(config.init)
         if abs(w.width_factor - config.width_factor) > 1e-9:
-            raise TrainingDataError(f"{config.init}: width factor {w.width_factor} differs "
-                                    f"from --width-factor {config.width_factor}")
+            raise TrainingDataError(
+                f"{config.init}: width factor {w.width_factor} differs "
+                f"from --width-factor {config.width_factor}"
+            )
         model.set_weights(w.tensors)
         return 0, None, w.metadata
     training_init(model, config.seed)
     return 0, None, {}
 
 
-def load_training_data(config: TrainConfig, log: Callable[[str], None],
-                       validation: bool = True) -> tuple[SampleSource, list[dict]]:
+def load_training_data(
+    config: TrainConfig, log: Callable[[str], None], validation: bool = True
+) -> tuple[SampleSource, list[dict]]:
     """The training sample source and the fixed validation batches (empty without --val, or
     when `validation` is off: the workers of a multi-worker run other than the chief)."""
+
     def scenes_of(folder: str):
-        return load_scenes(folder, crop=config.crop, mode=config.data_mode,
-                           panorama=config.panorama, ldr_linearize=config.ldr_linearize,
-                           max_side=config.max_side)
+        return load_scenes(
+            folder,
+            crop=config.crop,
+            mode=config.data_mode,
+            panorama=config.panorama,
+            ldr_linearize=config.ldr_linearize,
+            max_side=config.max_side,
+        )
 
     log(f"loading training scenes from {config.data}")
     scenes = scenes_of(config.data)
@@ -646,13 +738,14 @@ def load_training_data(config: TrainConfig, log: Callable[[str], None],
     val_batches = []
     if config.val and validation:
         val_scenes = scenes_of(config.val)
-        val_batches = SampleSource(val_scenes, config.camera, config.seed,
-                                   VAL_STREAM).fixed_batches(config.val_samples, config.batch_size)
+        val_batches = SampleSource(
+            val_scenes, config.camera, config.seed, VAL_STREAM
+        ).fixed_batches(config.val_samples, config.batch_size)
         log(f"{len(val_scenes)} validation scenes, {config.val_samples} fixed samples")
     return SampleSource(scenes, config.camera, config.seed, TRAIN_STREAM), val_batches
 
 
-def restore_optimizer(trainer: "Trainer", ckpt: Path, log: Callable[[str], None]) -> float:
+def restore_optimizer(trainer: Trainer, ckpt: Path, log: Callable[[str], None]) -> float:
     """Adam's state saved beside a checkpoint, if there; returns the training seconds so far."""
     seconds = 0.0
     opt_file = optimizer_path(ckpt)
@@ -672,14 +765,21 @@ def total_steps(config: TrainConfig, per_epoch: int) -> int:
     return int(config.steps)
 
 
-def make_trainer(config: TrainConfig, strategy, *, chief: bool,
-                 log: Callable[[str], None]) -> tuple[Trainer, int, Path | None]:
+def make_trainer(
+    config: TrainConfig, strategy, *, chief: bool, log: Callable[[str], None]
+) -> tuple[Trainer, int, Path | None]:
     """The model and its trainer with their starting weights: (trainer, start step, checkpoint
     used). With a strategy, the variables are mirrored on its replicas."""
-    kwargs = dict(crop=config.crop, loss=config.loss, loss_mask=config.loss_mask,
-                  regularization=config.regularization,
-                  reg_weight=config.reg_weight, beta1=config.beta1, beta2=config.beta2,
-                  lr=config.lr)
+    kwargs = dict(
+        crop=config.crop,
+        loss=config.loss,
+        loss_mask=config.loss_mask,
+        regularization=config.regularization,
+        reg_weight=config.reg_weight,
+        beta1=config.beta1,
+        beta2=config.beta2,
+        lr=config.lr,
+    )
     if strategy is None:
         from ..model import HDRCNN
 
@@ -701,23 +801,37 @@ def has_checkpoint(path: str | os.PathLike) -> bool:
     return p.is_file() or bool(list_checkpoints(p))
 
 
-def shared_settings(config: TrainConfig, strategy, per_epoch: int,
-                    end: int) -> dict[str, float]:
+def shared_settings(config: TrainConfig, strategy, per_epoch: int, end: int) -> dict[str, float]:
     """What every worker of a multi-worker run must agree on, as numbers."""
     from .losses import LOSS_MASKS, LOSSES, REGULARIZATIONS
 
-    return dict(width_factor=config.width_factor, crop=config.crop,
-                batch_size=config.batch_size, total_steps=end, steps_per_epoch=per_epoch,
-                lr=config.lr, lr_decay=config.lr_decay, beta1=config.beta1,
-                beta2=config.beta2, reg_weight=config.reg_weight,
-                loss=LOSSES.index(config.loss), loss_mask=LOSS_MASKS.index(config.loss_mask),
-                regularization=REGULARIZATIONS.index(config.regularization),
-                replicas_per_worker=len(strategy.extended.worker_devices))
+    return dict(
+        width_factor=config.width_factor,
+        crop=config.crop,
+        batch_size=config.batch_size,
+        total_steps=end,
+        steps_per_epoch=per_epoch,
+        lr=config.lr,
+        lr_decay=config.lr_decay,
+        beta1=config.beta1,
+        beta2=config.beta2,
+        reg_weight=config.reg_weight,
+        loss=LOSSES.index(config.loss),
+        loss_mask=LOSS_MASKS.index(config.loss_mask),
+        regularization=REGULARIZATIONS.index(config.regularization),
+        replicas_per_worker=len(strategy.extended.worker_devices),
+    )
 
 
-def train(config: TrainConfig, *, stop: StopFlag | None = None,
-          progress: bool = True, log: Callable[[str], None] = print, strategy: str = "none",
-          worker_out: str | os.PathLike | None = None) -> TrainResult:
+def train(
+    config: TrainConfig,
+    *,
+    stop: StopFlag | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    strategy: str = "none",
+    worker_out: str | os.PathLike | None = None,
+) -> TrainResult:
     """Train (or resume) a run; returns where the final weights are.
 
     `strategy`: "none" (one device), "mirrored" (this machine's GPUs) or "multi-worker"
@@ -748,11 +862,16 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
     source, val_batches = load_training_data(config, log, validation=chief)
     if rank:
         source = WorkerSampleSource(source, rank)
-    baseline = (baseline_loss(val_batches, config.loss, config.linearize, config.loss_mask)
-                if val_batches else None)
+    baseline = (
+        baseline_loss(val_batches, config.loss, config.linearize, config.loss_mask)
+        if val_batches
+        else None
+    )
     if baseline is not None:
-        log(f"validation loss of the linearised input, no reconstruction: {baseline:.4g} "
-            "(a useful model goes below it)")
+        log(
+            f"validation loss of the linearised input, no reconstruction: {baseline:.4g} "
+            "(a useful model goes below it)"
+        )
 
     per_epoch = steps_per_epoch(config, len(source.scenes))
     end = total_steps(config, per_epoch)
@@ -770,16 +889,26 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
     local_batch = trainer.local_batch if distributed else config.batch_size
 
     settings = config.to_dict()
-    settings.update(scenes=len(source.scenes), steps_per_epoch=per_epoch, total_steps=end,
-                    val_loss_baseline=baseline,
-                    git_commit=git_commit(), started=_dt.datetime.now(_dt.timezone.utc)
-                    .isoformat(timespec="seconds"), tensorflow=tf.__version__)
+    settings.update(
+        scenes=len(source.scenes),
+        steps_per_epoch=per_epoch,
+        total_steps=end,
+        val_loss_baseline=baseline,
+        git_commit=git_commit(),
+        started=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        tensorflow=tf.__version__,
+    )
     if distributed:
-        settings.update(strategy=strategy, replicas=trainer.replicas,
-                        per_replica_batch=trainer.per_replica,
-                        workers=cluster.num_workers if cluster is not None else 1)
-        log(f"{strategy} strategy: {trainer.replicas} replicas, {trainer.per_replica} samples "
-            f"each of the global batch of {config.batch_size}")
+        settings.update(
+            strategy=strategy,
+            replicas=trainer.replicas,
+            per_replica_batch=trainer.per_replica,
+            workers=cluster.num_workers if cluster is not None else 1,
+        )
+        log(
+            f"{strategy} strategy: {trainer.replicas} replicas, {trainer.per_replica} samples "
+            f"each of the global batch of {config.batch_size}"
+        )
     if chief:
         write_json(out / "run.json", settings)
 
@@ -793,46 +922,87 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
             batch.update(regularization_inputs(config, step, local_batch, rank))
         return batch
 
-    metadata = dict(data=str(config.data), seed=config.seed, crop=config.crop,
-                    batch_size=config.batch_size, width_factor=config.width_factor,
-                    loss=config.loss, loss_mask=config.loss_mask,
-                    regularization=config.regularization, lr=config.lr,
-                    camera=config.camera.to_dict(), git_commit=settings["git_commit"],
-                    trained_by="hdrcnn train")
+    metadata = dict(
+        data=str(config.data),
+        seed=config.seed,
+        crop=config.crop,
+        batch_size=config.batch_size,
+        width_factor=config.width_factor,
+        loss=config.loss,
+        loss_mask=config.loss_mask,
+        regularization=config.regularization,
+        lr=config.lr,
+        camera=config.camera.to_dict(),
+        git_commit=settings["git_commit"],
+        trained_by="hdrcnn train",
+    )
 
     def save_weights(path: Path, step: int) -> None:
-        w = Weights([t.copy() for t in model.get_weights()], config.width_factor,
-                    config.linearize, source=str(path))
-        write_weights(w, path, step=step,
-                      date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                      **metadata)
+        w = Weights(
+            [t.copy() for t in model.get_weights()],
+            config.width_factor,
+            config.linearize,
+            source=str(path),
+        )
+        write_weights(
+            w,
+            path,
+            step=step,
+            date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **metadata,
+        )
 
     def save_checkpoint(step: int, seconds: float) -> Path:
         path = checkpoint_path(out, step)
         save_weights(path, step)
-        save_npz(optimizer_path(path), {**trainer.optimizer.state(),
-                                        "step": np.array(step), "seconds": np.array(seconds)})
+        save_npz(
+            optimizer_path(path),
+            {**trainer.optimizer.state(), "step": np.array(step), "seconds": np.array(seconds)},
+        )
         if config.keep_checkpoints > 0:
-            for _, old in list_checkpoints(out)[:-config.keep_checkpoints]:
+            for _, old in list_checkpoints(out)[: -config.keep_checkpoints]:
                 for f in (old, optimizer_path(old)):
                     if f.exists():
                         f.unlink()
         return path
 
-    def record(step: int, losses: list[float], lr: float, seconds: float,
-               val: float | None, images: np.ndarray | None) -> None:
+    def record(
+        step: int,
+        losses: list[float],
+        lr: float,
+        seconds: float,
+        val: float | None,
+        images: np.ndarray | None,
+    ) -> None:
         """One row of train_log.csv, TensorBoard and (without a progress bar) the console."""
         mean = float(np.mean(losses))
-        append_log_row(out / "train_log.csv", {
-            "step": step, "loss": f"{mean:.6g}", "lr": f"{lr:.6g}", "seconds": f"{seconds:.1f}",
-            "val_loss": f"{val:.6g}" if val is not None else ""})
+        append_log_row(
+            out / "train_log.csv",
+            {
+                "step": step,
+                "loss": f"{mean:.6g}",
+                "lr": f"{lr:.6g}",
+                "seconds": f"{seconds:.1f}",
+                "val_loss": f"{val:.6g}" if val is not None else "",
+            },
+        )
         if writer is not None:
-            write_summaries(writer, step, {"loss": mean, "learning_rate": lr,
-                                           **({"val_loss": val} if val is not None else {})},
-                            images)
+            write_summaries(
+                writer,
+                step,
+                {
+                    "loss": mean,
+                    "learning_rate": lr,
+                    **({"val_loss": val} if val is not None else {}),
+                },
+                images,
+            )
         if bar is None:
-            log(f"step {step}/{end} loss {mean:.4g}"
-                + (f" val {val:.4g}" if val is not None else "") + f" {seconds:.0f}s")
+            log(
+                f"step {step}/{end} loss {mean:.4g}"
+                + (f" val {val:.4g}" if val is not None else "")
+                + f" {seconds:.0f}s"
+            )
 
     if not chief:  # the chief alone writes the run folder
         record = save_checkpoint = lambda *args: None  # noqa: E731
@@ -840,6 +1010,7 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
     bar = None
     if progress:
         from tqdm import tqdm
+
         bar = tqdm(total=end, initial=start, unit="step", dynamic_ncols=True)
 
     step, window, last_loss, val_loss = start, [], float("nan"), None
@@ -856,8 +1027,9 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
             else:
                 last_loss = trainer.run_step(batch)
             if not math.isfinite(last_loss):
-                raise FloatingPointError(f"loss became {last_loss} at step {step_index + 1}; "
-                                         "lower --lr")
+                raise FloatingPointError(
+                    f"loss became {last_loss} at step {step_index + 1}; lower --lr"
+                )
             window.append(last_loss)
             step = step_index + 1
             seconds = seconds_before + time.monotonic() - t0
@@ -865,10 +1037,19 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
             if do_val:
                 val_loss = trainer.evaluate(val_batches)
             if step % config.log_every == 0 or do_val or step == end:
-                images = (validation_images(trainer, val_batches[0])
-                          if do_val and writer is not None else None)
-                record(step, window, float(trainer.lr.numpy()), seconds,
-                       val_loss if do_val else None, images)
+                images = (
+                    validation_images(trainer, val_batches[0])
+                    if do_val and writer is not None
+                    else None
+                )
+                record(
+                    step,
+                    window,
+                    float(trainer.lr.numpy()),
+                    seconds,
+                    val_loss if do_val else None,
+                    images,
+                )
                 window = []
             if bar is not None:
                 bar.update(1)
@@ -915,8 +1096,9 @@ def train(config: TrainConfig, *, stop: StopFlag | None = None,
     return TrainResult(final, step, last_loss, val_loss, seconds, stop.set_reason, baseline)
 
 
-def baseline_loss(batches: list[dict], loss: str, linearize: str,
-                  mask_kind: str = "target") -> float:
+def baseline_loss(
+    batches: list[dict], loss: str, linearize: str, mask_kind: str = "target"
+) -> float:
     """The loss of predicting the linearised input itself (`ldr_linear`): the level a trained
     model must beat to have reconstructed anything."""
     from ..architecture import LOG_EPS
@@ -926,25 +1108,32 @@ def baseline_loss(batches: list[dict], loss: str, linearize: str,
     total, count = 0.0, 0
     for b in batches:
         y_log = np.log(linearize_pixels(b["x"], linearize) + LOG_EPS).astype(np.float32)
-        total += float(reconstruction_loss(loss, y_log, b["y"],
-                                           loss_mask(mask_kind, b["y"], b["x"]))) * len(b["x"])
+        total += float(
+            reconstruction_loss(loss, y_log, b["y"], loss_mask(mask_kind, b["y"], b["x"]))
+        ) * len(b["x"])
         count += len(b["x"])
     return total / max(count, 1)
 
 
 def validation_images(trainer: Trainer, batch: dict, n: int = 4) -> np.ndarray:
     y_log = trainer.predict(batch["x"][:n]).numpy()
-    return np.stack([preview_image(batch["x"][i], batch["y"][i], y_log[i])
-                     for i in range(len(y_log))])
+    return np.stack(
+        [preview_image(batch["x"][i], batch["y"][i], y_log[i]) for i in range(len(y_log))]
+    )
 
 
 def write_preview(config: TrainConfig, n: int, out_dir: str | os.PathLike) -> list[Path]:
     """n sample pairs from the camera: PNG of input | target (2 stops down) and the EXR target."""
     from ..image_io import write_exr, write_png
 
-    scenes = load_scenes(config.data, crop=config.crop, mode=config.data_mode,
-                         panorama=config.panorama, ldr_linearize=config.ldr_linearize,
-                         max_side=config.max_side)
+    scenes = load_scenes(
+        config.data,
+        crop=config.crop,
+        mode=config.data_mode,
+        panorama=config.panorama,
+        ldr_linearize=config.ldr_linearize,
+        max_side=config.max_side,
+    )
     source = SampleSource(scenes, config.camera, config.seed, PREVIEW_STREAM)
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)

@@ -74,9 +74,9 @@ def log_target(y_true: tf.Tensor) -> tf.Tensor:
     return tf.math.log(tf.maximum(y_true, 0.0) + LOG_EPS)
 
 
-def illuminance_reflectance_loss(y_log: tf.Tensor, y_true: tf.Tensor,
-                                 mask: tf.Tensor | None = None,
-                                 weight: float = 0.5) -> tf.Tensor:
+def illuminance_reflectance_loss(
+    y_log: tf.Tensor, y_true: tf.Tensor, mask: tf.Tensor | None = None, weight: float = 0.5
+) -> tf.Tensor:
     """mean(mask * (w (ill_pred - ill_true)^2 + (1 - w) (refl_pred - refl_true)^2)); the
     mask defaults to the target mask."""
     y_true_log = log_target(y_true)
@@ -84,21 +84,22 @@ def illuminance_reflectance_loss(y_log: tf.Tensor, y_true: tf.Tensor,
     refl_pred, refl_true = y_log - ill_pred, y_true_log - ill_true
     if mask is None:
         mask = target_mask(y_true)
-    per_pixel = (weight * tf.square(ill_pred - ill_true)
-                 + (1.0 - weight) * tf.square(refl_pred - refl_true))
+    per_pixel = weight * tf.square(ill_pred - ill_true) + (1.0 - weight) * tf.square(
+        refl_pred - refl_true
+    )
     return tf.reduce_mean(per_pixel * mask)
 
 
-def log_l2_loss(y_log: tf.Tensor, y_true: tf.Tensor,
-                mask: tf.Tensor | None = None) -> tf.Tensor:
+def log_l2_loss(y_log: tf.Tensor, y_true: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
     """mean(mask * (y_log - log(y + eps))^2); the mask defaults to the target mask."""
     if mask is None:
         mask = target_mask(y_true)
     return tf.reduce_mean(tf.square(y_log - log_target(y_true)) * mask)
 
 
-def reconstruction_loss(kind: str, y_log: tf.Tensor, y_true: tf.Tensor,
-                        mask: tf.Tensor | None = None) -> tf.Tensor:
+def reconstruction_loss(
+    kind: str, y_log: tf.Tensor, y_true: tf.Tensor, mask: tf.Tensor | None = None
+) -> tf.Tensor:
     """The `kind` loss over `mask` (see `loss_mask`; default the target mask)."""
     if kind == "ir":
         return illuminance_reflectance_loss(y_log, y_true, mask)
@@ -111,8 +112,9 @@ def reconstruction_loss(kind: str, y_log: tf.Tensor, y_true: tf.Tensor,
 IDENTITY_TRANSFORM = np.array([1, 0, 0, 0, 1, 0, 0, 0], np.float32)
 
 
-def affine_transform(size: tuple[int, int], dx: float, dy: float, rotation: float, zoom: float,
-                     shear: float) -> np.ndarray:
+def affine_transform(
+    size: tuple[int, int], dx: float, dy: float, rotation: float, zoom: float, shear: float
+) -> np.ndarray:
     """TensorFlow's 8-vector (output pixel -> input pixel) for a small affine motion about the
     image centre. Angles in degrees, zoom as a scale factor."""
     h, w = size
@@ -125,32 +127,46 @@ def affine_transform(size: tuple[int, int], dx: float, dy: float, rotation: floa
     return np.array([a[0, 0], a[0, 1], t[0], a[1, 0], a[1, 1], t[1], 0, 0], np.float32)
 
 
-def random_transforms(rng: np.random.Generator, n: int, size: tuple[int, int],
-                      strength: float = 1.0) -> np.ndarray:
+def random_transforms(
+    rng: np.random.Generator, n: int, size: tuple[int, int], strength: float = 1.0
+) -> np.ndarray:
     """n random small motions: translation +-2 px, rotation +-1 deg, zoom +-3 %, shear +-1 deg,
     each range times `strength`. Shape (n, 8)."""
     u = lambda r: rng.uniform(-r * strength, r * strength)  # noqa: E731
-    return np.stack([affine_transform(size, u(2.0), u(2.0), u(1.0), 1.0 + u(0.03), u(1.0))
-                     for _ in range(n)]).astype(np.float32)
+    return np.stack(
+        [affine_transform(size, u(2.0), u(2.0), u(1.0), 1.0 + u(0.03), u(1.0)) for _ in range(n)]
+    ).astype(np.float32)
 
 
 def warp(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
     """Resample each image by its transform (bilinear, reflected borders)."""
     shape = tf.shape(images)
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=shape[1:3], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="REFLECT")
+        images=images,
+        transforms=transforms,
+        output_shape=shape[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )
 
 
-def coherence_term(y_log: tf.Tensor, y_log_of_moved: tf.Tensor, transforms: tf.Tensor,
-                   mask: tf.Tensor) -> tf.Tensor:
+def coherence_term(
+    y_log: tf.Tensor, y_log_of_moved: tf.Tensor, transforms: tf.Tensor, mask: tf.Tensor
+) -> tf.Tensor:
     """mean((f(T(x)) - T(f(x)))^2 * T(mask)): the prediction should move with the image."""
-    return tf.reduce_mean(tf.square(y_log_of_moved - warp(y_log, transforms))
-                          * warp(mask, transforms))
+    return tf.reduce_mean(
+        tf.square(y_log_of_moved - warp(y_log, transforms)) * warp(mask, transforms)
+    )
 
 
-def sparse_jacobian_term(y_log: tf.Tensor, y_log_of_moved: tf.Tensor, y_true: tf.Tensor,
-                         transforms: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+def sparse_jacobian_term(
+    y_log: tf.Tensor,
+    y_log_of_moved: tf.Tensor,
+    y_true: tf.Tensor,
+    transforms: tf.Tensor,
+    mask: tf.Tensor,
+) -> tf.Tensor:
     """mean(((f(T(x)) - f(x)) - (T(y) - y))^2 * mask): the prediction should change as the
     target changes under the same motion."""
     t_log = log_target(y_true)
@@ -158,9 +174,14 @@ def sparse_jacobian_term(y_log: tf.Tensor, y_log_of_moved: tf.Tensor, y_true: tf
     return tf.reduce_mean(tf.square((y_log_of_moved - y_log) - change_true) * mask)
 
 
-def regularization_term(kind: str, y_log: tf.Tensor, y_log_of_moved: tf.Tensor,
-                        y_true: tf.Tensor, transforms: tf.Tensor,
-                        mask: tf.Tensor | None = None) -> tf.Tensor:
+def regularization_term(
+    kind: str,
+    y_log: tf.Tensor,
+    y_log_of_moved: tf.Tensor,
+    y_true: tf.Tensor,
+    transforms: tf.Tensor,
+    mask: tf.Tensor | None = None,
+) -> tf.Tensor:
     """The `kind` regularisation over `mask` (default the target mask)."""
     if mask is None:
         mask = target_mask(y_true)
