@@ -78,7 +78,7 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-    from napari_hdrcnn import image_io
+    from napari_hdrcnn import io
     from napari_hdrcnn.dask_runner import open_client, register_model
     from napari_hdrcnn.reconstruct import Reconstructor
     from napari_hdrcnn.video_io import write_test_video
@@ -126,7 +126,7 @@ def main() -> None:
             name = f"{n} local worker(s)" + (f", {tf_threads} TF thr" if tf_threads else "")
             rows.append((name, cluster_setup, min(r[0] for r in runs)))
             same = all(
-                np.array_equal(image_io.read_image(p), image_io.read_image(tmp / "plain" / p.name))
+                np.array_equal(io.read_image(p), io.read_image(tmp / "plain" / p.name))
                 for p in sorted((tmp / f"dask{n}").glob("*.exr"))
             )
             print(

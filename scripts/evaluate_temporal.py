@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_hdrcnn import image_io, metrics
+from napari_hdrcnn import io, metrics
 from napari_hdrcnn.evaluate import camera_exposure, expose_ldr, jpeg_roundtrip
 from napari_hdrcnn.reconstruct import Reconstructor
 from napari_hdrcnn.training.camera import is_panorama, perspective_view, pyramid
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     ]
     rows = []
     for path in scenes:
-        hdr = np.nan_to_num(image_io.read_image(path)[..., :3].astype(np.float32))
+        hdr = np.nan_to_num(io.read_image(path)[..., :3].astype(np.float32))
         if not is_panorama(hdr.shape):
             continue  # a pan needs a full panorama
         views = pan_frames(hdr, args.frames, args.size, args.fov, args.step)

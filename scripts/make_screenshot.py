@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from napari_hdrcnn._widget import CHOOSE_FILE, installed_weight_names
     from napari_hdrcnn._worker import stop_shared_processes
-    from napari_hdrcnn.image_io import write_png
+    from napari_hdrcnn.io import write_png
 
     viewer = napari.Viewer(title="napari-hdrcnn", show=True)
     viewer.window.resize(*args.size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_hdrcnn.image_io import write_exr, write_png
+from napari_hdrcnn.io import write_exr, write_png
 from napari_hdrcnn.training.camera import (
     CameraSettings,
     capture,

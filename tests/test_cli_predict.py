@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from napari_hdrcnn import image_io
+from napari_hdrcnn import io
 from napari_hdrcnn.cli import main
 from napari_hdrcnn.weights import load_weights
 from numpy_reference import forward_final
@@ -71,7 +71,7 @@ def test_predict_reference_sizing_reproduces_the_numpy_spec(tmp_path, authors_we
         "000001_out.exr",
         "000001_out.png",
     ]
-    hdr = image_io.read_image(out / "000001_out.exr")
+    hdr = io.read_image(out / "000001_out.exr")
     assert hdr.shape == (64, 64, 3) and hdr.dtype == np.float32
     # the same crop + resize as the reference predictor, then the independent implementation
     from napari_hdrcnn.reconstruct import reference_resize
@@ -112,7 +112,7 @@ def test_predict_blend_option_reaches_the_reconstruction(tmp_path, small_weights
     )
     assert "blend per-channel" in capsys.readouterr().err
     expected = reconstruct(img, small_weights_file, blend="per-channel", device="cpu")
-    np.testing.assert_allclose(image_io.read_image(out / "000001_out.exr"), expected, rtol=1e-6)
+    np.testing.assert_allclose(io.read_image(out / "000001_out.exr"), expected, rtol=1e-6)
 
 
 def test_predict_batch_goes_on_past_a_bad_frame(tmp_path, small_weights_file, capsys):
@@ -146,8 +146,8 @@ def test_predict_batch_goes_on_past_a_bad_frame(tmp_path, small_weights_file, ca
         "000003_out.exr",
         "000003_out.png",
     ]
-    a = image_io.read_image(out / "000001_out.exr")
-    c = image_io.read_image(out / "000003_out.exr")
+    a = io.read_image(out / "000001_out.exr")
+    c = io.read_image(out / "000003_out.exr")
     assert a.shape == (50, 70, 3) and c.shape == (40, 33, 3)  # native sizing keeps the size
 
 
@@ -220,9 +220,7 @@ def test_temporal_stability_is_printed_for_sequences_not_for_a_folder_of_photos(
     folder = tmp_path / "photos"
     folder.mkdir()
     for k in range(2):
-        image_io.write_png(
-            folder / f"f_{k:02d}.png", rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
-        )
+        io.write_png(folder / f"f_{k:02d}.png", rng.integers(0, 256, (64, 96, 3), dtype=np.uint8))
     args = ["predict", "--params", str(small_weights_file), "--no-progress"]
     assert main(args + ["--im_dir", str(folder), "--out_dir", str(tmp_path / "a")]) == 0
     assert "temporal stability" not in capsys.readouterr().err

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_hdrcnn import reconstruct
-from napari_hdrcnn.image_io import read_image
+from napari_hdrcnn.io import read_image
 from napari_hdrcnn.weights import default_weights_path, embedded_weights_path, load_weights
 
 SAMPLE = default_weights_path().parent / "sample_clipped_sunset.png"

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from napari_hdrcnn.cli import main
-from napari_hdrcnn.image_io import write_exr
+from napari_hdrcnn.io import write_exr
 from napari_hdrcnn.training.camera import CameraSettings
 from napari_hdrcnn.training.data import SampleSource, scene_from_array
 from napari_hdrcnn.training.distribute import (

@@ -14,7 +14,7 @@ import pytest
 from conftest import SHARED_DATA
 from napari_hdrcnn import evaluate, metrics
 from napari_hdrcnn.cli import main
-from napari_hdrcnn.image_io import read_image, write_exr
+from napari_hdrcnn.io import read_image, write_exr
 from napari_hdrcnn.weights import sha256_of
 from test_metrics import scene
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from napari_hdrcnn import frames, image_io
+from napari_hdrcnn import frames, io
 from napari_hdrcnn.cli import main
 from napari_hdrcnn.video_io import open_frames, write_test_video
 from napari_hdrcnn.weights import load_weights
@@ -33,7 +33,7 @@ def _clip(t: int) -> np.ndarray:
 
 
 def _exrs(folder: Path) -> dict[str, np.ndarray]:
-    return {p.name: image_io.read_image(p) for p in sorted(folder.glob("*_out.exr"))}
+    return {p.name: io.read_image(p) for p in sorted(folder.glob("*_out.exr"))}
 
 
 def _hidden(folder: Path) -> list[str]:
@@ -83,7 +83,7 @@ def test_plain_run_of_a_video_writes_numbered_exrs_preview_video_and_stability(p
     assert report.preview_video == out / "preview.mp4"
     preview = open_frames(out / "preview.mp4")
     assert preview.count == N_FRAMES and preview.size == (W, H)
-    hdr = image_io.read_exr(out / "000003_out.exr")
+    hdr = io.read_exr(out / "000003_out.exr")
     assert hdr.pixels.shape == (H, W, 3) and hdr.header["hdrcnn_source"] == "clip.mkv#2"
     assert hdr.pixels.max() > 1.0  # the clipped sun was reconstructed above white
     # the figure is the streaming measure over the outputs as written and the inputs, in order
@@ -91,7 +91,7 @@ def test_plain_run_of_a_video_writes_numbered_exrs_preview_video_and_stability(p
 
     acc = TemporalStabilityAccumulator()
     for k in range(N_FRAMES):
-        acc.add(image_io.read_image(out / f"{k + 1:06d}_out.exr"), clip[k])
+        acc.add(io.read_image(out / f"{k + 1:06d}_out.exr"), clip[k])
     assert report.stability == acc.result() and report.stability_note == ""
 
 
@@ -345,14 +345,14 @@ def test_a_killed_worker_loses_no_frame_and_leaves_no_partial_file(
         import os
         import time
 
-        from napari_hdrcnn import image_io
+        from napari_hdrcnn import io
 
         def hanging_write_exr(path, pixels, **kwargs):
-            with image_io.atomic_output(path) as tmp:
+            with io.atomic_output(path) as tmp:
                 tmp.write_bytes(b"half an EXR")
                 time.sleep(120)
 
-        image_io.write_exr = hanging_write_exr
+        io.write_exr = hanging_write_exr
         return os.getpid()
 
     pid = cluster.run(die_while_writing, workers=[victim])[victim]

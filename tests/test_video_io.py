@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from napari_hdrcnn import metrics
-from napari_hdrcnn.image_io import ImageReadError, ImageWriteError, write_exr, write_png
+from napari_hdrcnn.io import ImageReadError, ImageWriteError, write_exr, write_png
 from napari_hdrcnn.video_io import (
     Frame,
     PreviewVideoWriter,

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import random_tensors, write_authors_layout
 from napari_hdrcnn import weights as W
+from napari_hdrcnn.io.atomic import atomic_write
 from napari_hdrcnn.weights import (
     WeightFileError,
     Weights,
@@ -193,7 +194,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        W.atomic_file(target, failing)
+        atomic_write(target, failing)
     assert os.listdir(tmp_path) == []
 
 

@@ -1,6 +1,6 @@
 """napari reader for OpenEXR (.exr) and Radiance (.hdr) images.
 
-Thin on purpose: pixels come from `image_io` (which handles luminance-only, luminance/chroma,
+Thin on purpose: pixels come from `io` (which handles luminance-only, luminance/chroma,
 multi-layer and offset-window files and keeps NaN/Inf), display settings from
 `tonemap.display_range`, so the image is visible at once rather than a black frame with one
 white sun. The getter only looks at the file name and never raises; the reader raises
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .image_io import HDR_EXTENSIONS, ImageReadError, read_exr, read_radiance
+from .io import HDR_EXTENSIONS, ImageReadError, read_exr, read_radiance
 from .tonemap import display_range
 
 LayerData = tuple[np.ndarray, dict[str, Any], str]

@@ -30,9 +30,10 @@ from magicgui.widgets import (
 from psygnal import Signal
 
 from ._worker import Job, WorkerStopped, prewarm, shared_process
+from .io.atomic import atomic_write
 from .reconstruct import DEVICES, SIZINGS, as_unit_rgb
 from .tonemap import display_range
-from .weights import atomic_file, available_weights, resolve
+from .weights import available_weights, resolve
 
 if TYPE_CHECKING:
     import napari
@@ -85,7 +86,7 @@ def load_settings() -> dict[str, Any]:
 
 def save_settings(settings: dict[str, Any]) -> None:
     text = json.dumps({k: settings[k] for k in DEFAULTS if k in settings}, indent=1)
-    atomic_file(settings_path(), lambda tmp: Path(tmp).write_text(text))
+    atomic_write(settings_path(), lambda tmp: Path(tmp).write_text(text))
 
 
 # -- layer data -> frames --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""napari writer: an image layer to OpenEXR, values as they are, through `image_io.write_exr`.
+"""napari writer: an image layer to OpenEXR, values as they are, through `io.write_exr`.
 
 - Pixel type: half by default; float32 when the layer is float and its metadata asks with
   `metadata["exr_pixel_type"] = "float32"` (the reader sets that for files whose values half
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .image_io import write_exr
+from .io import write_exr
 
 PIXEL_TYPE_KEY = "exr_pixel_type"
 

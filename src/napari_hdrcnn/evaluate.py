@@ -149,7 +149,7 @@ def unique_names(paths: list[Path]) -> list[str]:
 
 def read_given_ldr(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """A given LDR test input as uint8/uint16 RGB of the reference's size."""
-    from .image_io import read_image
+    from .io import read_image
 
     a = np.asarray(read_image(path))
     if a.dtype not in (np.uint8, np.uint16):
@@ -166,7 +166,7 @@ def read_given_ldr(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def find_given_ldr(ldr_dir: Path, stem: str) -> Path:
-    from .image_io import LDR_EXTENSIONS
+    from .io import LDR_EXTENSIONS
 
     found = sorted(
         p
@@ -367,7 +367,7 @@ def format_value(v) -> str:
 
 
 def write_csv(path: Path, rows: list[dict], columns) -> None:
-    from .image_io import atomic_output
+    from .io import atomic_output
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -379,7 +379,7 @@ def write_csv(path: Path, rows: list[dict], columns) -> None:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    from .image_io import atomic_output
+    from .io import atomic_output
 
     with atomic_output(path) as tmp:
         tmp.write_bytes(data)
@@ -531,7 +531,7 @@ def comparison_figure(
 
 # -- the run -------------------------------------------------------------------------------------
 def list_references(path: Path) -> list[Path]:
-    from .image_io import is_hdr_file, list_images
+    from .io import is_hdr_file, list_images
 
     found = [p for p in list_images(path) if is_hdr_file(p)]
     if not found:
@@ -559,7 +559,7 @@ def input_cases(
 def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResult:
     """Run the whole protocol and write per_image.csv, summary.csv, settings.json, figures/
     and inputs/ under config.out (and nothing outside it)."""
-    from .image_io import read_image, write_png
+    from .io import read_image, write_png
 
     for c in config.clips:
         if not 0 < c < 100:

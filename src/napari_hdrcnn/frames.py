@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import image_io
+from . import io
 from .reconstruct import InputImageError
 from .weights import AUTHORS_FILES, Weights, load_weights
 
@@ -48,7 +48,7 @@ DEFAULT_PREVIEW_FPS = 25.0
 # A temp file atomic_output leaves behind when its process is killed mid-write.
 _STALE_TEMP = re.compile(r"^\.\d{6}(?:_out\.exr|_in\.png|_out\.png)\..+\.tmp$")
 # Errors that come from the frame itself: retrying them elsewhere cannot help.
-FRAME_ERRORS = (image_io.ImageReadError, InputImageError, ValueError)
+FRAME_ERRORS = (io.ImageReadError, InputImageError, ValueError)
 
 TileProgress = Callable[[str, int, int], None]
 
@@ -124,10 +124,10 @@ def reconstruct_frame(
         return result.hdr
     stem = spec.out_dir / f"{number:06d}"
     if spec.previews:
-        image_io.write_png(f"{stem}_in.png", exposure_preview(result.ldr, linear=False))
-        image_io.write_png(f"{stem}_out.png", exposure_preview(result.hdr[..., :3]))
+        io.write_png(f"{stem}_in.png", exposure_preview(result.ldr, linear=False))
+        io.write_png(f"{stem}_out.png", exposure_preview(result.hdr[..., :3]))
     # The EXR last: it is the frame's main output, and the resume check looks for all three.
-    image_io.write_exr(
+    io.write_exr(
         spec.exr_path(number),
         result.hdr,
         dtype=spec.exr_dtype,
@@ -161,7 +161,7 @@ class FrameOutcome:
         if self.output is None:
             if spec is None:
                 raise ValueError(f"{self.name}: no output to show")
-            return image_io.read_image(spec.exr_path(self.number))
+            return io.read_image(spec.exr_path(self.number))
         return self.output.astype(np.float32)
 
     def input_image(self) -> np.ndarray:
@@ -380,7 +380,7 @@ class _OrderedFigures:
             return
         try:
             hdr = _rgb(outcome.output_hdr(spec))
-        except image_io.ImageReadError as err:  # a skipped frame's EXR damaged since
+        except io.ImageReadError as err:  # a skipped frame's EXR damaged since
             self.note = self.note or f"no temporal-stability figure: {err}"
             return
         if measuring:

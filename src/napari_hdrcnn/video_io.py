@@ -36,13 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .image_io import (
+from .io import (
     ImageReadError,
     ImageWriteError,
-    _new_file_mode,
     is_hdr_file,
     is_image_file,
     list_images,
+    new_file_mode,
     read_image,
 )
 
@@ -129,7 +129,7 @@ class Frame:
 
     def read(self) -> np.ndarray:
         """The frame's pixels: uint8 (H, W, 3) for video frames (read-only: copy before
-        changing it), or the image as `image_io.read_image` gives it. HDR files (EXR, Radiance)
+        changing it), or the image as `io.read_image` gives it. HDR files (EXR, Radiance)
         are refused, as `hdrcnn predict` refuses them: the network takes 8/16-bit photos."""
         if self.pixels is not None:
             return self.pixels
@@ -641,7 +641,7 @@ class PreviewVideoWriter:
             self.abort()
             raise ImageWriteError(message)
         try:
-            os.chmod(self._tmp, _new_file_mode())
+            os.chmod(self._tmp, new_file_mode())
         except OSError:
             pass
         try:

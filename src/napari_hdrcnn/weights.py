@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .architecture import ARCHITECTURE, N_TENSORS, infer_width_factor, tensor_specs
+from .io.atomic import atomic_write
 
 FORMAT_NAME = "napari-hdrcnn-weights"
 FORMAT_VERSION = 1
@@ -215,7 +216,7 @@ def write_authors_npz(weights: Weights, path: str | os.PathLike) -> None:
             with zf.open("params.npy", "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, arr, allow_pickle=True)
 
-    atomic_file(path, write)
+    atomic_write(path, write)
 
 
 # -- the project's own format -------------------------------------------------------------------
@@ -267,7 +268,7 @@ def write_weights(weights: Weights, path: str | os.PathLike, **metadata) -> None
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
 
-    atomic_file(path, write)
+    atomic_write(path, write)
 
 
 def read_weights_file(path: str | os.PathLike) -> Weights:
@@ -404,7 +405,7 @@ def install(name: str, source: str | os.PathLike) -> Path:
     read_authors_npz(source)  # layout check before anything is copied
     dest = cache_dir() / AUTHORS_FILES[name]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    atomic_file(dest, lambda tmp: shutil.copyfile(source, tmp))
+    atomic_write(dest, lambda tmp: shutil.copyfile(source, tmp))
     return dest
 
 
@@ -435,12 +436,3 @@ def sha256_of(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def atomic_file(path: str | os.PathLike, write) -> None:
-    """Call `write(tmp_path)` then rename over `path`: the file appears whole or not at all.
-    (A callback front for image_io.atomic_output, the project's one atomic-write mechanism.)"""
-    from .image_io import atomic_output
-
-    with atomic_output(path) as tmp:
-        write(str(tmp))

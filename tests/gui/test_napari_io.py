@@ -23,7 +23,7 @@ def needs(path: Path) -> Path:
 
 
 def write_exr(path, pixels, **kwargs):
-    from napari_hdrcnn.image_io import write_exr as write
+    from napari_hdrcnn.io import write_exr as write
 
     write(path, pixels, **kwargs)
     return path
@@ -115,7 +115,7 @@ def test_reader_shows_hdr_at_once_not_a_black_frame(make_napari_viewer, tmp_path
     ],
 )
 def test_reader_handles_the_formats_corners(make_napari_viewer, name, rgb):
-    from napari_hdrcnn.image_io import read_exr
+    from napari_hdrcnn.io import read_exr
 
     path = needs(CONFORMANCE / name)
     viewer = make_napari_viewer()
@@ -147,7 +147,7 @@ def test_reader_opens_the_first_part_of_a_multipart_file(make_napari_viewer, tmp
 
 
 def test_reader_reads_radiance_hdr(make_napari_viewer):
-    from napari_hdrcnn.image_io import read_radiance
+    from napari_hdrcnn.io import read_radiance
 
     path = needs(SHARED_DATA / "hdr" / "val" / "venice_sunset_1k.hdr")
     viewer = make_napari_viewer()

@@ -108,7 +108,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from .. import evaluate
-    from ..image_io import ImageReadError, ImageWriteError
+    from ..io import ImageReadError, ImageWriteError
     from ..reconstruct import configure_device
     from ..weights import WeightFileError
 

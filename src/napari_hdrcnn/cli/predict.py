@@ -143,7 +143,7 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from .. import frames, image_io
+    from .. import frames, io
     from ..reconstruct import Reconstructor, configure_device
     from ..video_io import open_frames
     from ..weights import WeightFileError, load_weights
@@ -158,7 +158,7 @@ def run(args) -> int:
         else:
             reconstructor = Reconstructor(args.params, device=args.device)
             weights = reconstructor.weights
-    except (image_io.ImageReadError, WeightFileError, OSError, ValueError) as err:
+    except (io.ImageReadError, WeightFileError, OSError, ValueError) as err:
         return _fail(str(err))
 
     out_dir = Path(args.out_dir)
@@ -225,7 +225,7 @@ def run(args) -> int:
             tile_progress,
             is_sequence,
         )
-    except (image_io.ImageReadError, image_io.ImageWriteError, OSError, ValueError) as err:
+    except (io.ImageReadError, io.ImageWriteError, OSError, ValueError) as err:
         return _fail(str(err))  # the source itself broke (e.g. a video damaged mid-way)
     finally:
         bar.close()

@@ -80,7 +80,7 @@ def scene_from_array(
 
 def image_files(folder: str | os.PathLike, mode: str) -> list[Path]:
     """The training images of a folder (or one file), sorted; HDR, LDR or both by `mode`."""
-    from ..image_io import HDR_EXTENSIONS, LDR_EXTENSIONS, ImageReadError, list_images
+    from ..io import HDR_EXTENSIONS, LDR_EXTENSIONS, ImageReadError, list_images
 
     if mode not in MODES:
         raise ValueError(f"unknown data mode {mode!r}; one of {', '.join(MODES)}")
@@ -104,7 +104,7 @@ def image_files(folder: str | os.PathLike, mode: str) -> list[Path]:
 
 def read_linear(path: Path, ldr_linearize: str) -> np.ndarray:
     """An HDR file as it is; an LDR photo linearised by the inverse camera curve."""
-    from ..image_io import HDR_EXTENSIONS, read_image
+    from ..io import HDR_EXTENSIONS, read_image
     from ..reconstruct import as_unit_rgb, linearize_pixels
 
     image = read_image(path)

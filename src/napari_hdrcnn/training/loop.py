@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..weights import Weights, atomic_file, load_weights, write_authors_npz, write_weights
+from ..io.atomic import atomic_write
+from ..weights import Weights, load_weights, write_authors_npz, write_weights
 from .camera import CameraSettings
 from .data import (
     PREVIEW_STREAM,
@@ -562,7 +563,7 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
-    atomic_file(path, write)
+    atomic_write(path, write)
 
 
 def append_log_row(path: Path, row: dict) -> None:
@@ -579,7 +580,7 @@ def write_json(path: Path, data: dict) -> None:
         with open(tmp, "w") as f:
             json.dump(data, f, indent=2, sort_keys=True, default=str)
 
-    atomic_file(path, write)
+    atomic_write(path, write)
 
 
 def steps_per_epoch(config: TrainConfig, n_scenes: int) -> int:
@@ -1124,7 +1125,7 @@ def validation_images(trainer: Trainer, batch: dict, n: int = 4) -> np.ndarray:
 
 def write_preview(config: TrainConfig, n: int, out_dir: str | os.PathLike) -> list[Path]:
     """n sample pairs from the camera: PNG of input | target (2 stops down) and the EXR target."""
-    from ..image_io import write_exr, write_png
+    from ..io import write_exr, write_png
 
     scenes = load_scenes(
         config.data,
