@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_hdrcnn import io, metrics
-from napari_hdrcnn.evaluate import camera_exposure, expose_ldr, jpeg_roundtrip
+from napari_hdrcnn.evaluate import camera_exposure, expose_ldr
 from napari_hdrcnn.reconstruct import Reconstructor
 from napari_hdrcnn.training.camera import is_panorama, perspective_view, pyramid
 
@@ -54,7 +54,7 @@ def capture(views: list[np.ndarray], clip: float, jpeg: int | None) -> list[np.n
     out = []
     for v in views:
         ldr = expose_ldr(v, e)
-        out.append(jpeg_roundtrip(ldr, jpeg)[0] if jpeg else ldr)
+        out.append(io.jpeg_round_trip(ldr, jpeg)[0] if jpeg else ldr)
     return out
 
 

@@ -213,3 +213,12 @@ def test_load_scenes_reads_hdr_folders_and_ldr_photos(tmp_path):
         load_scenes(tmp_path / "ignored_in_hdr_mode.png", crop=64, mode="hdr")
     with pytest.raises(TrainingDataError, match="no such"):
         load_scenes(tmp_path / "missing", crop=64)
+
+
+def test_camera_compresses_with_the_evaluation_round_trip():
+    from napari_hdrcnn import evaluate, io
+    from napari_hdrcnn.training import camera
+
+    assert camera.jpeg_round_trip is io.jpeg_round_trip
+    assert evaluate.jpeg_round_trip is io.jpeg_round_trip
+    assert evaluate.JPEG_SUBSAMPLING == io.ldr.JPEG_SUBSAMPLING == "4:2:0"

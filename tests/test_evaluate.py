@@ -14,7 +14,7 @@ import pytest
 from conftest import SHARED_DATA
 from napari_hdrcnn import evaluate, metrics
 from napari_hdrcnn.cli import main
-from napari_hdrcnn.io import read_image, write_exr
+from napari_hdrcnn.io import jpeg_round_trip, read_image, write_exr
 from napari_hdrcnn.weights import sha256_of
 from test_metrics import scene
 
@@ -42,8 +42,8 @@ def test_camera_refuses_a_black_image():
 
 def test_jpeg_round_trip_is_deterministic():
     ldr, _ = evaluate.camera_ldr(scene(), 95)
-    a, data_a = evaluate.jpeg_roundtrip(ldr, 90)
-    b, data_b = evaluate.jpeg_roundtrip(ldr, 90)
+    a, data_a = jpeg_round_trip(ldr, 90)
+    b, data_b = jpeg_round_trip(ldr, 90)
     assert data_a[:2] == b"\xff\xd8" and data_a == data_b
     np.testing.assert_array_equal(a, b)
     assert a.shape == ldr.shape and 0 < np.abs(a.astype(int) - ldr).mean() < 3

@@ -49,3 +49,26 @@ def test_width_factor_variant_runs_any_multiple_of_32_without_retrace():
         y = model.predict_log(np.full((1, h, w, 3), 0.5, np.float32))
         assert y.shape == (1, h, w, 3) and np.all(np.isfinite(y))
     assert model._infer.experimental_get_tracing_count() == 1
+
+
+def test_one_blend_formula_for_numpy_tensorflow_and_the_training_preview():
+    import tensorflow as tf
+
+    from napari_hdrcnn.architecture import blend_alpha
+    from napari_hdrcnn.reconstruct import blend_mask
+    from napari_hdrcnn.training.loop import preview_image
+    from napari_hdrcnn.training.losses import input_blend_mask
+
+    level = np.array([0.0, 0.9, 0.95, 0.975, 1.0, 1.2], np.float32)
+    np.testing.assert_allclose(blend_alpha(level), [0, 0, 0, 0.5, 1, 1], atol=1e-6)
+    tf_alpha = blend_alpha(tf.constant(level), tf.clip_by_value).numpy()
+    np.testing.assert_array_equal(tf_alpha, blend_alpha(level).astype(np.float32))
+    x = np.random.default_rng(0).uniform(0.8, 1.0, (1, 4, 5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(
+        input_blend_mask(tf.constant(x)).numpy()[0, ..., 0], blend_mask(x[0])
+    )
+    y_log = np.zeros((4, 5, 3), np.float32)
+    panel = preview_image(x[0], x[0], y_log)[:, 10:]
+    alpha = blend_mask(x[0])[..., None]
+    expected = (1 - alpha) * x[0] ** 2.2 + alpha * (np.exp(y_log) - 1 / 255)
+    np.testing.assert_allclose(panel, np.clip(expected * 0.25, 0, 1) ** (1 / 2.2), atol=1e-6)

@@ -210,3 +210,15 @@ def test_embedded_variant_names_resolve_inside_the_package(
     assert rows["default-compr"]["installed"]
     assert not rows["default-compr-regularized"]["installed"]
     assert W.VIDEO_WEIGHT_NAMES[0] in W.EMBEDDED_DESCRIPTIONS
+
+
+def test_one_list_of_weight_names_for_the_cli_the_widget_and_the_tables():
+    from napari_hdrcnn import evaluate
+    from napari_hdrcnn.cli import build_parser
+
+    assert [r["name"] for r in W.available_weights()] == list(W.WEIGHT_NAMES)
+    assert set(W.VIDEO_WEIGHT_NAMES) <= set(W.WEIGHT_NAMES)
+    assert [evaluate.default_label(n) for n in W.WEIGHT_NAMES] == list(W.WEIGHT_NAMES)
+    predict = build_parser()._subparsers._group_actions[0].choices["predict"]
+    params_help = next(a.help for a in predict._actions if "--params" in a.option_strings)
+    assert all(name in params_help for name in W.WEIGHT_NAMES)

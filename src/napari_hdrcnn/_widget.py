@@ -33,14 +33,13 @@ from ._worker import Job, WorkerStopped, prewarm, shared_process
 from .io.atomic import atomic_write
 from .reconstruct import DEVICES, SIZINGS, as_unit_rgb
 from .tonemap import display_range
-from .weights import available_weights, resolve
+from .weights import VIDEO_WEIGHT_NAMES, available_weights, resolve
 
 if TYPE_CHECKING:
     import napari
 
 CHOOSE_FILE = "choose a file..."
 TILE_CHOICES = ("auto", "64", "128", "256", "512", "1024", "2048")
-VIDEO_WEIGHTS = "hdrcnn-compr-regularized"
 CONFIG_ENV = "NAPARI_HDRCNN_CONFIG_DIR"
 SETTINGS_FILE = "widget.json"
 DEFAULTS: dict[str, Any] = {
@@ -362,7 +361,7 @@ class HDRCNNWidget(Container):
             if n > 1:
                 text = (
                     f"ready: time series of {n} frames, reconstructed frame by frame; "
-                    f"for video the temporally regularised weights '{VIDEO_WEIGHTS}' "
+                    f"for video the temporally regularised weights '{VIDEO_WEIGHT_NAMES[0]}' "
                     "flicker less"
                 )
         self.status.value = text

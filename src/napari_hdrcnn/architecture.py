@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 ARCHITECTURE = "hdrcnn"
 N_TENSORS = 80
 
@@ -32,6 +34,14 @@ VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 BN_EPSILON = 1e-5
 BLEND_TAU = 0.05
 LOG_EPS = 1.0 / 255.0
+
+
+def blend_alpha(level, clip=np.clip):
+    """The blend's weight of the network output: clip((level - 1 + tau) / tau, 0, 1), 1 at
+    white, 0 below 1 - tau. Arithmetic only, so numpy arrays and TensorFlow tensors both go
+    through this one formula: pass `tf.clip_by_value` as `clip` for tensors."""
+    return clip((level - 1.0 + BLEND_TAU) / BLEND_TAU, 0.0, 1.0)
+
 
 # Decoder deconv blocks: (name, in channels, out channels) at width 1.0.
 DECODER = [("h1", 512, 512), ("h2", 512, 512), ("h3", 512, 256), ("h4", 256, 128), ("h5", 128, 64)]

@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
+from .colour import REC709_LUMINANCE
+from .io.ldr import JPEG_SUBSAMPLING, jpeg_round_trip
 from .metrics import ldr_linear  # noqa: F401  (the baseline; part of this module's API)
-from .weights import sha256_of
+from .weights import WEIGHT_NAMES, sha256_of
 
 CAMERA_GAMMA = metrics.LDR_GAMMA
 DEFAULT_CLIPS = (95.0,)
 BASELINE = "ldr_linear"
-JPEG_SUBSAMPLING = "4:2:0"  # Pillow's default for JPEG, fixed explicitly so it is recorded
 FIGURE_STOPS = -2.0  # figure exposure relative to the test camera's
 FIGURE_PANEL_WIDTH = 320
 ERROR_MAP_MAX_PU = 64.0
@@ -38,7 +39,6 @@ CI_DESCRIPTION = (
     "mean +- t(0.975, n-1) * s / sqrt(n), s the sample standard deviation "
     "(ddof=1) over the n images with a finite value; empty when n < 2"
 )
-KNOWN_WEIGHT_NAMES = ("default", "hdrcnn", "hdrcnn-compr", "hdrcnn-compr-regularized")
 
 Log = Callable[[str], None]
 
@@ -71,16 +71,6 @@ def expose_ldr(hdr: np.ndarray, exposure: float) -> np.ndarray:
     """The protocol's camera at a given exposure: `clip(e * H, 0, 1) ** (1 / 2.2)`, 8 bits."""
     x = np.clip(hdr.astype(np.float64) * exposure, 0.0, 1.0) ** (1.0 / CAMERA_GAMMA)
     return np.floor(x * 255.0 + 0.5).astype(np.uint8)
-
-
-def jpeg_roundtrip(ldr: np.ndarray, quality: int) -> tuple[np.ndarray, bytes]:
-    """Encode with Pillow's libjpeg at `quality` (4:2:0 chroma), decode; (pixels, file bytes)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(ldr).save(buf, format="JPEG", quality=int(quality), subsampling=2)
-    data = buf.getvalue()
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), data
 
 
 # -- references ----------------------------------------------------------------------------------
@@ -197,7 +187,7 @@ class Method:
 
 
 def default_label(param: str) -> str:
-    return param if param in KNOWN_WEIGHT_NAMES else safe_name(Path(param).stem)
+    return param if param in WEIGHT_NAMES else safe_name(Path(param).stem)
 
 
 def method_labels(params: list[str], labels: list[str] | None) -> list[str]:
@@ -426,7 +416,7 @@ def protocol_settings(config: EvaluationConfig) -> dict:
             f"{metrics.PEAK_LUMINANCE:g} / max(Y_ref), clamped to "
             f"[{metrics.L_MIN:g}, {metrics.L_MAX:g}] cd/m^2"
         ),
-        "luminance": "Y = 0.2126 R + 0.7152 G + 0.0722 B",
+        "luminance": "Y = {} R + {} G + {} B".format(*REC709_LUMINANCE),
         "pu21": {"variant": "banding_glare", "params": list(metrics.PU21_PARAMS)},
         "pu21_psnr_peak": metrics.PU21_PSNR_PEAK,
         "clipped_region": f"LDR max channel >= {metrics.CLIPPED_MIN_CODE}/255",
@@ -550,7 +540,7 @@ def input_cases(
         ldr, e = camera_ldr(reference, clip)
         encoded = None
         if config.jpeg:
-            ldr, encoded = jpeg_roundtrip(ldr, config.jpeg)
+            ldr, encoded = jpeg_round_trip(ldr, config.jpeg)
         tag = f"{name}_clip{clip:g}" + (f"_q{config.jpeg}" if config.jpeg else "")
         out.append(InputCase(safe_name(tag), image, f"{clip:g}", ldr, e, encoded))
     return out

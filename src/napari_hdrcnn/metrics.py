@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tonemap import LUMINANCE_WEIGHTS
+from .colour import LUMINANCE_WEIGHTS
 
 # PU21, banding_glare variant (Mantiuk & Azimi 2021), parameters p1..p7.
 PU21_PARAMS = (

@@ -14,13 +14,13 @@ import numpy as np
 import tensorflow as tf
 
 from .architecture import (
-    BLEND_TAU,
     BN_EPSILON,
     DECODER,
     ENCODER,
     FUSIONS,
     LOG_EPS,
     VGG_MEAN_BGR,
+    blend_alpha,
     tensor_specs,
 )
 
@@ -137,9 +137,7 @@ class HDRCNN(tf.Module):
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         """Blended HDR output as the authors' `get_final` (x^2 linearisation, gamma 1)."""
         y_log = self.log_prediction(x)
-        alpha = tf.clip_by_value(
-            (tf.reduce_max(x, -1, keepdims=True) - 1 + BLEND_TAU) / BLEND_TAU, 0.0, 1.0
-        )
+        alpha = blend_alpha(tf.reduce_max(x, -1, keepdims=True), tf.clip_by_value)
         return (1 - alpha) * tf.square(x) + alpha * (tf.exp(y_log) - LOG_EPS)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .architecture import BLEND_TAU, LOG_EPS
+from .architecture import LOG_EPS, blend_alpha
 from .weights import BLENDS, LINEARIZATIONS, Weights, load_weights
 
 SIZINGS = ("native", "reference")
@@ -80,7 +80,7 @@ def blend_mask(x: np.ndarray, blend: str = "max") -> np.ndarray:
     if blend not in BLENDS:
         raise ValueError(f"unknown blend {blend!r}; one of {', '.join(BLENDS)}")
     level = x.max(axis=-1) if blend == "max" else x
-    return np.clip((level - 1.0 + BLEND_TAU) / BLEND_TAU, 0.0, 1.0).astype(np.float32)
+    return blend_alpha(level).astype(np.float32)
 
 
 def as_unit_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:

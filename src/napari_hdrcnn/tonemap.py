@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-LUMINANCE_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)
-
 
 def exposure_preview(image: np.ndarray, stops: float = -3.0, linear: bool = True) -> np.ndarray:
     """8-bit preview as the authors' predictor writes it: `(2^stops * y) ** 0.5`.

@@ -53,6 +53,8 @@ EMBEDDED_DESCRIPTIONS = {
     "default-compr": "shipped model fine-tuned on JPEG-compressed inputs",
     "default-compr-regularized": "shipped JPEG model with temporal regularisation (video)",
 }
+# Every weight name, shipped models first: what `--params`, the widget and the tables accept.
+WEIGHT_NAMES = (*EMBEDDED_DESCRIPTIONS, *AUTHORS_FILES)
 # Weight names suggested for video, best first (temporally regularised).
 VIDEO_WEIGHT_NAMES = ("default-compr-regularized", "hdrcnn-compr-regularized")
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..reconstruct import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_OVERLAP, DEVICES
-from ..weights import BLENDS, LINEARIZATIONS
+from ..weights import BLENDS, LINEARIZATIONS, WEIGHT_NAMES
 
 
 def add_parser(sub) -> None:
@@ -24,8 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--params",
         default="default",
-        help="weights: default, hdrcnn, hdrcnn-compr, hdrcnn-compr-regularized, or "
-        "a file path (see `hdrcnn weights list`)",
+        help=f"weights: {', '.join(WEIGHT_NAMES)}, or a file path (see `hdrcnn weights list`)",
     )
     p.add_argument(
         "--im_dir",

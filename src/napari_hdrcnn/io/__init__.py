@@ -29,7 +29,7 @@ from .files import (
     is_image_file,
     list_images,
 )
-from .ldr import read_ldr, write_png
+from .ldr import jpeg_round_trip, read_ldr, write_png
 from .radiance import read_radiance, rgbe_to_float
 
 
@@ -59,6 +59,7 @@ __all__ = [
     "compression_names",
     "is_hdr_file",
     "is_image_file",
+    "jpeg_round_trip",
     "list_images",
     "new_file_mode",
     "read_exr",

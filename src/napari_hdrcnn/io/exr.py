@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..colour import REC709_LUMINANCE
 from .files import ImageReadError, check_readable, write_image_atomically
 
 HALF_MAX = 65504.0
-REC709_LUMINANCE = (0.2126, 0.7152, 0.0722)
 
 
 def _openexr():
@@ -498,7 +498,6 @@ __all__ = [
     "ExrImage",
     "HALF_MAX",
     "LOSSLESS_COMPRESSIONS",
-    "REC709_LUMINANCE",
     "compression_names",
     "read_exr",
     "write_exr",

@@ -17,6 +17,7 @@ import numpy as np
 from .files import MAX_PIXELS, ImageReadError, check_readable, write_image_atomically
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SUBSAMPLING = "4:2:0"  # Pillow's default for JPEG, fixed explicitly so it is recorded
 
 
 def read_ldr(path: str | os.PathLike) -> np.ndarray:
@@ -154,4 +155,25 @@ def encode_png16(arr: np.ndarray) -> bytes:
     )
 
 
-__all__ = ["PNG_SIGNATURE", "encode_png16", "read_ldr", "write_png"]
+def jpeg_round_trip(pixels: np.ndarray, quality: int) -> tuple[np.ndarray, bytes]:
+    """Encode 8-bit RGB with Pillow's libjpeg at `quality` (4:2:0 chroma) and decode it again:
+    (decoded pixels, file bytes). The evaluation's test inputs and the training camera's
+    compressed samples both go through this one."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=int(quality), subsampling=2)
+    data = buf.getvalue()
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), data
+
+
+__all__ = [
+    "JPEG_SUBSAMPLING",
+    "PNG_SIGNATURE",
+    "encode_png16",
+    "jpeg_round_trip",
+    "read_ldr",
+    "write_png",
+]

@@ -10,16 +10,15 @@ Every random choice comes from the `numpy.random.Generator` passed in, so a seed
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ..tonemap import LUMINANCE_WEIGHTS
+from ..colour import LUMINANCE_WEIGHTS
+from ..io.ldr import jpeg_round_trip
 
 CURVES = ("sigmoid", "gamma", "mixed")
-LUMA = LUMINANCE_WEIGHTS
 
 
 @dataclass
@@ -207,7 +206,9 @@ def colour_jitter_matrix(hue_degrees: float, saturation_scale: float) -> np.ndar
     k = np.ones(3) / math.sqrt(3.0)
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
     rot = np.eye(3) * math.cos(a) + math.sin(a) * kx + (1 - math.cos(a)) * np.outer(k, k)
-    sat = saturation_scale * np.eye(3) + (1 - saturation_scale) * np.outer(np.ones(3), LUMA)
+    sat = saturation_scale * np.eye(3) + (1 - saturation_scale) * np.outer(
+        np.ones(3), LUMINANCE_WEIGHTS
+    )
     return (sat @ rot).astype(np.float32)
 
 
@@ -257,15 +258,6 @@ def _random_curve(settings: CameraSettings, rng: np.random.Generator):
     return lambda h: gamma_curve(h, g)
 
 
-def jpeg_roundtrip(x8: np.ndarray, quality: int) -> np.ndarray:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(x8).save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
-
-
 def capture(
     view: np.ndarray, settings: CameraSettings, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -288,9 +280,8 @@ def capture(
         x = np.where(y >= 1.0, np.float32(1.0), x)
     x8 = np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
     if settings.jpeg_probability > 0 and rng.random() < settings.jpeg_probability:
-        x8 = jpeg_roundtrip(
-            x8, rng.integers(settings.jpeg_quality[0], settings.jpeg_quality[1] + 1)
-        )
+        quality = rng.integers(settings.jpeg_quality[0], settings.jpeg_quality[1] + 1)
+        x8 = jpeg_round_trip(x8, quality)[0]
     return x8.astype(np.float32) / np.float32(255.0), y
 
 

@@ -609,12 +609,12 @@ def regularization_inputs(
 
 def preview_image(x: np.ndarray, y: np.ndarray, y_log: np.ndarray | None) -> np.ndarray:
     """Input | target | prediction side by side, linear values shown 2 stops down, gamma 2.2."""
-    from ..architecture import LOG_EPS
+    from ..architecture import LOG_EPS, blend_alpha
 
     show = lambda lin: np.clip(lin * 0.25, 0, 1) ** (1 / 2.2)  # noqa: E731
     panels = [x, show(y)]
     if y_log is not None:
-        alpha = np.clip((x.max(-1, keepdims=True) - 0.95) / 0.05, 0, 1)
+        alpha = blend_alpha(x.max(-1, keepdims=True))
         panels.append(show((1 - alpha) * x**2.2 + alpha * (np.exp(y_log) - LOG_EPS)))
     return np.concatenate(panels, axis=1).astype(np.float32)
 

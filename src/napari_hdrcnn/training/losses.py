@@ -12,7 +12,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from ..architecture import BLEND_TAU, LOG_EPS
+from ..architecture import LOG_EPS, blend_alpha
 
 LOSSES = ("ir", "l2")  # illuminance + reflectance (default), plain masked log-L2
 REGULARIZATIONS = ("none", "coherence", "sparse-jacobian")
@@ -22,8 +22,7 @@ ILLUMINANCE_WEIGHTS = (0.213, 0.715, 0.072)  # the authors' luminance weights
 
 def target_mask(y_true: tf.Tensor) -> tf.Tensor:
     """clip((max_c y - 1 + tau) / tau, 0, 1), shape (N, H, W, 1)."""
-    peak = tf.reduce_max(y_true, axis=-1, keepdims=True)
-    return tf.clip_by_value((peak - 1.0 + BLEND_TAU) / BLEND_TAU, 0.0, 1.0)
+    return blend_alpha(tf.reduce_max(y_true, axis=-1, keepdims=True), tf.clip_by_value)
 
 
 def input_blend_mask(x: tf.Tensor) -> tf.Tensor:
