@@ -207,7 +207,7 @@ def test_cluster_gives_the_plain_loop_frames_bit_for_bit(
 def test_cluster_keeps_a_bounded_number_of_frames_in_flight(
     cluster, video, small_weights_file, tmp_path
 ):
-    from napari_hdrcnn.dask_runner import cluster_outcomes
+    from napari_hdrcnn.dask_runner import ClusterBackend
 
     pulled = []
 
@@ -219,15 +219,8 @@ def test_cluster_keeps_a_bounded_number_of_frames_in_flight(
     spec = frames.OutputSpec(tmp_path, previews=False)
     in_flight = []
     consumed = 0
-    for outcome in cluster_outcomes(
-        cluster,
-        counted(open_frames(video)),
-        load_weights(small_weights_file),
-        "cpu",
-        {},
-        spec,
-        window=3,
-    ):
+    backend = ClusterBackend(cluster, load_weights(small_weights_file), "cpu", window=3)
+    for outcome in backend.outcomes(counted(open_frames(video)), {}, spec):
         consumed += 1
         in_flight.append(len(pulled) - consumed)
         assert outcome.number == consumed and outcome.status == "done"
@@ -390,3 +383,21 @@ def test_a_killed_worker_loses_no_frame_and_leaves_no_partial_file(
     got, want = _exrs(out), _exrs(plain_run[0])
     assert list(got) == list(want) and all(np.array_equal(got[n], want[n]) for n in want)
     assert report.stability == plain_run[1].stability
+
+
+def test_the_backends_share_a_base_module_and_do_not_import_each_other():
+    import ast
+
+    import napari_hdrcnn
+
+    def package_imports(module: str) -> set[str]:
+        path = Path(napari_hdrcnn.__file__).parent / f"{module}.py"
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found.add(node.module or "")
+        return found
+
+    assert "frames" not in package_imports("dask_runner")
+    assert "frame_jobs" in package_imports("dask_runner")
+    assert not {"frames", "dask_runner"} & package_imports("frame_jobs")

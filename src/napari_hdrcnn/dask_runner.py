@@ -8,7 +8,7 @@ Frames are submitted in order with at most `window` in flight and handed back in
 long video never sits in memory. Video frames travel as pixels, image-sequence frames as paths.
 Workers write the outputs themselves, atomically, into the output folder. A worker that dies
 takes no frame with it: the scheduler runs its tasks again elsewhere, and the temp file it may
-have left is removed at the end of the run (`frames.remove_stale_temps`).
+have left is removed at the end of the run (`frame_jobs.remove_stale_temps`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 from distributed import WorkerPlugin
 
-from .frames import FRAME_ERRORS, FrameOutcome, OutputSpec, describe_error, reconstruct_frame
+from .frame_jobs import (
+    FRAME_ERRORS,
+    FrameOutcome,
+    OutputSpec,
+    describe_error,
+    reconstruct_frame,
+    skipped,
+)
 from .weights import Weights
 
 # Tasks that raise something other than a frame error (a full disk, a lost file system) are
@@ -108,19 +115,35 @@ def worker_count(client) -> int:
     return max(1, len(client.scheduler_info().get("workers", {})))
 
 
-def cluster_outcomes(
+@dataclass
+class ClusterBackend:
+    """Frames reconstructed on a Dask cluster (the model loaded once per worker), handed back
+    in frame order; at most `window` frames (default 2 per worker) are between submission and
+    hand-back at any time."""
+
+    client: object
+    weights: Weights
+    device: str = "auto"
+    window: int | None = None
+
+    def outcomes(
+        self, frames: Iterable, options: dict, spec: OutputSpec | None, overwrite: bool = False
+    ) -> Iterator[FrameOutcome]:
+        return _cluster_outcomes(
+            self.client, frames, self.weights, self.device, options, spec, overwrite, self.window
+        )
+
+
+def _cluster_outcomes(
     client,
     frames: Iterable,
     weights: Weights,
     device: str,
     options: dict,
     spec: OutputSpec | None,
-    *,
-    overwrite: bool = False,
-    window: int | None = None,
+    overwrite: bool,
+    window: int | None,
 ) -> Iterator[FrameOutcome]:
-    """Frames reconstructed on the cluster, handed back in frame order; at most `window`
-    frames (default 2 per worker) are between submission and hand-back at any time."""
     key = register_model(client, weights, device)
     window = max(1, window or 2 * worker_count(client))
     run_id = uuid.uuid4().hex[:8]
@@ -132,10 +155,11 @@ def cluster_outcomes(
             frame = next(it, None)
             if frame is None:
                 return
-            number = frame.index + 1
-            if spec is not None and not overwrite and spec.is_done(number):
-                slots.append((FrameOutcome(number, frame.name, "skipped", frame), None))
+            skip = skipped(frame, spec, overwrite)
+            if skip is not None:
+                slots.append((skip, None))
                 continue
+            number = frame.index + 1
             if frame.path is not None and not frame.path.is_absolute():
                 frame = dataclasses.replace(frame, path=frame.path.absolute())
             future = client.submit(

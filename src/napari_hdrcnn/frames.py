@@ -1,11 +1,12 @@
 """Reconstructing sequences of frames: a video, an image sequence, a folder, or an array stack.
 
-One frame is one job: read (or take) its pixels, reconstruct, write `{k:06d}_out.exr` (k is the
-1-based frame number) and, where asked, the `_in.png`/`_out.png` previews. The same
-`reconstruct_frame` runs in the plain loop here and on Dask workers (`dask_runner`), so both
-give the same files bit for bit.
+One frame is one job (`frame_jobs`): read (or take) its pixels, reconstruct, write
+`{k:06d}_out.exr` (k is the 1-based frame number) and, where asked, the `_in.png`/`_out.png`
+previews. The job runs on one of two backends behind one signature: `frame_jobs.PlainBackend`
+(this process) or `dask_runner.ClusterBackend` (a Dask cluster); both give the same files bit
+for bit.
 
-Both paths hand back `FrameOutcome`s in frame order with a bounded number of frames in flight,
+Both hand back `FrameOutcome`s in frame order with a bounded number of frames in flight,
 so memory does not grow with the length of a video. `run_sequence` consumes them: progress,
 the preview video, and the temporal-stability figure are computed here, at the caller, in frame
 order, from the outputs *as written* (an EXR in half precision reads back exactly as written),
@@ -19,18 +20,25 @@ where it stopped. A frame that fails is reported and the others go on.
 from __future__ import annotations
 
 import os
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import io
+from .frame_jobs import (  # noqa: F401  (OutputSpec, FrameOutcome, remove_stale_temps: API here too)
+    FrameOutcome,
+    OutputSpec,
+    PlainBackend,
+    TileProgress,
+    remove_stale_temps,
+)
 from .reconstruct import InputImageError
 from .weights import AUTHORS_FILES, Weights, load_weights
 
+DEFAULT_PREVIEW_FPS = 25.0
 RECONSTRUCT_OPTIONS = (
     "gamma",
     "scaling",
@@ -43,14 +51,6 @@ RECONSTRUCT_OPTIONS = (
     "overlap",
     "memory_budget_mb",
 )
-OUTPUT_SUFFIXES = ("_out.exr", "_in.png", "_out.png")
-DEFAULT_PREVIEW_FPS = 25.0
-# A temp file atomic_output leaves behind when its process is killed mid-write.
-_STALE_TEMP = re.compile(r"^\.\d{6}(?:_out\.exr|_in\.png|_out\.png)\..+\.tmp$")
-# Errors that come from the frame itself: retrying them elsewhere cannot help.
-FRAME_ERRORS = (io.ImageReadError, InputImageError, ValueError)
-
-TileProgress = Callable[[str, int, int], None]
 
 
 def check_options(options: dict) -> dict:
@@ -62,150 +62,6 @@ def check_options(options: dict) -> dict:
             f"{', '.join(RECONSTRUCT_OPTIONS)}"
         )
     return dict(options)
-
-
-# -- outputs --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class OutputSpec:
-    """Where and how a frame's outputs are written."""
-
-    out_dir: Path
-    previews: bool = True  # also {k:06d}_in.png and {k:06d}_out.png
-    exr_dtype: str = "half"
-    compression: str = "zip"
-    weights_name: str = ""  # recorded in each EXR header
-
-    def exr_path(self, number: int) -> Path:
-        return self.out_dir / f"{number:06d}_out.exr"
-
-    def paths(self, number: int) -> list[Path]:
-        names = OUTPUT_SUFFIXES if self.previews else OUTPUT_SUFFIXES[:1]
-        return [self.out_dir / f"{number:06d}{s}" for s in names]
-
-    def is_done(self, number: int) -> bool:
-        """All of the frame's outputs exist (each was written whole, atomically)."""
-        return all(p.is_file() for p in self.paths(number))
-
-    def as_written(self, hdr: np.ndarray) -> np.ndarray:
-        """The pixels the EXR holds: half precision reads back exactly as np.float16."""
-        return hdr.astype(np.float16) if self.exr_dtype == "half" else hdr.astype(np.float32)
-
-
-def remove_stale_temps(out_dir: Path) -> int:
-    """Delete temp files of frame outputs left by a killed process; returns how many."""
-    removed = 0
-    if out_dir.is_dir():
-        for p in out_dir.iterdir():
-            if _STALE_TEMP.match(p.name):
-                try:
-                    p.unlink()
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-    return removed
-
-
-# -- one frame ----------------------------------------------------------------------------------
-def reconstruct_frame(
-    reconstructor,
-    image: np.ndarray,
-    number: int,
-    name: str,
-    options: dict,
-    spec: OutputSpec | None,
-    progress=None,
-) -> np.ndarray:
-    """Reconstruct one frame; with a spec, write its outputs and return the HDR as written
-    (see `OutputSpec.as_written`), without one return the float32 HDR."""
-    from .tonemap import exposure_preview
-
-    result = reconstructor.run(image, progress=progress, **options)
-    if spec is None:
-        return result.hdr
-    stem = spec.out_dir / f"{number:06d}"
-    if spec.previews:
-        io.write_png(f"{stem}_in.png", exposure_preview(result.ldr, linear=False))
-        io.write_png(f"{stem}_out.png", exposure_preview(result.hdr[..., :3]))
-    # The EXR last: it is the frame's main output, and the resume check looks for all three.
-    io.write_exr(
-        spec.exr_path(number),
-        result.hdr,
-        dtype=spec.exr_dtype,
-        compression=spec.compression,
-        header={"hdrcnn_source": name, "hdrcnn_weights": spec.weights_name},
-    )
-    return spec.as_written(result.hdr)
-
-
-def describe_error(name: str, err: BaseException) -> str:
-    """The error's message, naming the frame unless the message already does."""
-    msg = str(err) or type(err).__name__
-    return msg if name in msg else f"{name}: {msg}"
-
-
-@dataclass
-class FrameOutcome:
-    """What became of one frame, handed back in frame order."""
-
-    number: int  # 1-based, as in the output names
-    name: str
-    status: str  # "done", "skipped" (outputs already there) or "failed"
-    frame: object = field(repr=False, default=None)  # the video_io.Frame
-    output: np.ndarray | None = field(repr=False, default=None)  # as written (or float32)
-    error: str = ""
-    exception: BaseException | None = field(repr=False, default=None)  # behind `error`
-    input_pixels: np.ndarray | None = field(repr=False, default=None)
-
-    def output_hdr(self, spec: OutputSpec | None) -> np.ndarray:
-        """The output as float32; a skipped frame's is read back from its EXR."""
-        if self.output is None:
-            if spec is None:
-                raise ValueError(f"{self.name}: no output to show")
-            return io.read_image(spec.exr_path(self.number))
-        return self.output.astype(np.float32)
-
-    def input_image(self) -> np.ndarray:
-        if self.input_pixels is None:
-            self.input_pixels = self.frame.read()
-        return self.input_pixels
-
-
-def plain_outcomes(
-    frames: Iterable,
-    reconstructor,
-    options: dict,
-    spec: OutputSpec | None,
-    overwrite: bool = False,
-    tile_progress: TileProgress | None = None,
-) -> Iterator[FrameOutcome]:
-    """Reconstruct frames one after the other in this process."""
-    for frame in frames:
-        number = frame.index + 1
-        if spec is not None and not overwrite and spec.is_done(number):
-            yield FrameOutcome(number, frame.name, "skipped", frame)
-            continue
-        progress = None
-        if tile_progress is not None:
-
-            def progress(done, total, _name=frame.name):
-                tile_progress(_name, done, total)
-
-        try:
-            image = frame.read()
-            output = reconstruct_frame(
-                reconstructor, image, number, frame.name, options, spec, progress
-            )
-        except Exception as err:  # a bad frame must not stop the sequence
-            yield FrameOutcome(
-                number,
-                frame.name,
-                "failed",
-                frame,
-                error=describe_error(frame.name, err),
-                exception=err,
-            )
-            continue
-        yield FrameOutcome(number, frame.name, "done", frame, output, input_pixels=image)
 
 
 # -- a whole sequence -----------------------------------------------------------------------------
@@ -320,13 +176,12 @@ def run_sequence(
     report = SequenceReport(stale_temps_removed=remove_stale_temps(out_dir))
 
     if client is None:
-        outcomes = plain_outcomes(source, reconstructor, options, spec, overwrite, tile_progress)
+        backend = PlainBackend(reconstructor, tile_progress)
     else:
-        from .dask_runner import cluster_outcomes
+        from .dask_runner import ClusterBackend
 
-        outcomes = cluster_outcomes(
-            client, source, loaded, device, options, spec, overwrite=overwrite, window=window
-        )
+        backend = ClusterBackend(client, loaded, device, window)
+    outcomes = backend.outcomes(source, options, spec, overwrite)
 
     accumulator = TemporalStabilityAccumulator() if measure_stability else None
     figures = _OrderedFigures(
@@ -449,13 +304,12 @@ def reconstruct_stack(
     if client is None:
         from .reconstruct import get_reconstructor
 
-        outcomes = plain_outcomes(frames, get_reconstructor(weights, device), options, None)
+        backend = PlainBackend(get_reconstructor(weights, device))
     else:
-        from .dask_runner import cluster_outcomes
+        from .dask_runner import ClusterBackend
 
-        outcomes = cluster_outcomes(
-            client, frames, load_weights(weights), device, options, None, window=window
-        )
+        backend = ClusterBackend(client, load_weights(weights), device, window)
+    outcomes = backend.outcomes(frames, options, None)
     out = None
     for outcome in outcomes:
         if outcome.status == "failed":
