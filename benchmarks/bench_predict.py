@@ -26,7 +26,7 @@ from napari_hdrcnn.reconstruct import Reconstructor, tile_size_for_budget
 from napari_hdrcnn.weights import Weights
 
 w, h, width_factor, budget = {w}, {h}, {width_factor}, {budget}
-rec = Reconstructor(Weights(random_tensors(width_factor), width_factor, "gamma2.2"), "cpu")
+rec = Reconstructor(Weights(random_tensors(width_factor), width_factor, "gamma2.2"), device="cpu")
 rng = np.random.default_rng(0)
 img = (rng.uniform(0, 1, (h, w, 3)) ** 0.5 * 255).astype(np.uint8)
 warm = rec.run(img[:256, :256])  # graph tracing and thread pools, not counted

@@ -41,6 +41,7 @@ def synthetic_frames(n: int, width: int, height: int):
 
 def timed_run(source_path: Path, out_dir: Path, weights, client=None, reconstructor=None):
     from napari_hdrcnn import frames
+    from napari_hdrcnn.options import ReconstructOptions
     from napari_hdrcnn.video_io import open_frames
 
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -49,7 +50,7 @@ def timed_run(source_path: Path, out_dir: Path, weights, client=None, reconstruc
         open_frames(source_path),
         out_dir,
         weights=weights,
-        device="cpu",
+        options=ReconstructOptions(device="cpu"),
         client=client,
         reconstructor=reconstructor,
     )
@@ -80,6 +81,7 @@ def main() -> None:
 
     from napari_hdrcnn import io
     from napari_hdrcnn.dask_runner import open_client, register_model
+    from napari_hdrcnn.options import ReconstructOptions
     from napari_hdrcnn.reconstruct import Reconstructor
     from napari_hdrcnn.video_io import write_test_video
     from napari_hdrcnn.weights import load_weights
@@ -96,7 +98,7 @@ def main() -> None:
         )
         rows = []
         start = time.perf_counter()
-        reconstructor = Reconstructor(weights, "cpu")
+        reconstructor = Reconstructor(weights, device="cpu")
         reconstructor.run(np.zeros((64, 64, 3), np.uint8))  # build and trace
         setup = time.perf_counter() - start
         plain = [
@@ -117,7 +119,8 @@ def main() -> None:
         for n, tf_threads in cases:
             start = time.perf_counter()
             with open_client(workers=n, tf_threads=tf_threads) as client:
-                register_model(client, weights, "cpu")  # every worker loads the model now
+                # every worker loads the model now
+                register_model(client, weights, ReconstructOptions(device="cpu"))
                 cluster_setup = time.perf_counter() - start
                 runs = [
                     timed_run(video, tmp / f"dask{n}", weights, client=client)

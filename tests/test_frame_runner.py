@@ -15,10 +15,12 @@ from PIL import Image
 
 from napari_hdrcnn import frames, io
 from napari_hdrcnn.cli import main
+from napari_hdrcnn.options import ReconstructOptions
 from napari_hdrcnn.video_io import open_frames, write_test_video
 from napari_hdrcnn.weights import load_weights
 
 N_FRAMES = 7
+CPU = ReconstructOptions(device="cpu")
 H, W = 64, 96
 
 
@@ -58,7 +60,7 @@ def plain_run(tmp_path_factory, video, small_weights_file):
         open_frames(video),
         out,
         weights=small_weights_file,
-        device="cpu",
+        options=CPU,
         preview_video="preview.mp4",
     )
     return out, report
@@ -175,7 +177,7 @@ def test_reconstruct_stack_without_a_client_is_frame_by_frame(clip, small_weight
     assert np.array_equal(out[1], reconstruct(clip[1], small_weights_file, device="cpu", gamma=1.2))
     with pytest.raises(TypeError, match="gama"):
         frames.reconstruct_stack(clip[:1], small_weights_file, gama=1.2)
-    with pytest.raises(ValueError, match="gamma must be positive"):  # the frame's own error
+    with pytest.raises(ValueError, match="gamma must be positive"):  # before any frame
         frames.reconstruct_stack(clip[:2], small_weights_file, device="cpu", gamma=-1.0)
 
 
@@ -186,7 +188,7 @@ def test_cluster_gives_the_plain_loop_frames_bit_for_bit(
     plain_out, plain_report = plain_run
     out = tmp_path / "out"
     report = frames.run_sequence(
-        open_frames(video), out, weights=small_weights_file, device="cpu", client=cluster
+        open_frames(video), out, weights=small_weights_file, options=CPU, client=cluster
     )
     assert (report.done, report.failed) == (N_FRAMES, [])
     got, want = _exrs(out), _exrs(plain_out)
@@ -198,7 +200,7 @@ def test_cluster_gives_the_plain_loop_frames_bit_for_bit(
 
     # started again: every frame is there already, the figure is the same
     again = frames.run_sequence(
-        open_frames(video), out, weights=small_weights_file, device="cpu", client=cluster
+        open_frames(video), out, weights=small_weights_file, options=CPU, client=cluster
     )
     assert (again.done, again.skipped) == (0, N_FRAMES)
     assert again.stability == plain_report.stability
@@ -219,8 +221,8 @@ def test_cluster_keeps_a_bounded_number_of_frames_in_flight(
     spec = frames.OutputSpec(tmp_path, previews=False)
     in_flight = []
     consumed = 0
-    backend = ClusterBackend(cluster, load_weights(small_weights_file), "cpu", window=3)
-    for outcome in backend.outcomes(counted(open_frames(video)), {}, spec):
+    backend = ClusterBackend(cluster, load_weights(small_weights_file), window=3)
+    for outcome in backend.outcomes(counted(open_frames(video)), CPU, spec):
         consumed += 1
         in_flight.append(len(pulled) - consumed)
         assert outcome.number == consumed and outcome.status == "done"
@@ -236,7 +238,7 @@ def test_cluster_reports_a_bad_frame_and_writes_the_others(cluster, tmp_path, sm
     (src / "f1.png").write_bytes(b"not a png at all")
     out = tmp_path / "out"
     report = frames.run_sequence(
-        open_frames(src), out, weights=small_weights_file, device="cpu", client=cluster
+        open_frames(src), out, weights=small_weights_file, options=CPU, client=cluster
     )
     assert (report.done, len(report.failed)) == (2, 1)
     name, message = report.failed[0]
@@ -354,7 +356,7 @@ def test_a_killed_worker_loses_no_frame_and_leaves_no_partial_file(
 
     def run():
         result["report"] = frames.run_sequence(
-            open_frames(video), out, weights=small_weights_file, device="cpu", client=cluster
+            open_frames(video), out, weights=small_weights_file, options=CPU, client=cluster
         )
 
     thread = threading.Thread(target=run)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from napari_hdrcnn._worker import Job, ReconstructionProcess, WorkerStopped
+from napari_hdrcnn.options import ReconstructOptions
 from napari_hdrcnn.reconstruct import MULTIPLE, tile_starts
 
 TILE = 64
@@ -28,7 +29,9 @@ def expected_tiles(height: int, width: int, tile: int = TILE, overlap: int = 32)
 def test_progress_per_tile_and_one_result_per_frame(process, small_weights_file):
     frames = (np.random.default_rng(0).random((2, 80, 100, 3)) * 255).astype(np.uint8)
     sent = frames.copy()
-    messages = list(process.run(Job(frames, str(small_weights_file), {"tile": TILE})))
+    messages = list(
+        process.run(Job(frames, str(small_weights_file), ReconstructOptions(tile=TILE)))
+    )
 
     assert messages[-1][0] == "done"
     results = [m for m in messages if m[0] == "frame"]
@@ -61,7 +64,7 @@ def test_the_process_stays_warm_and_reports_errors_as_messages(
 def test_cancel_ends_the_process_in_the_middle(small_weights_file):
     proc = ReconstructionProcess("cpu")
     big = (np.random.default_rng(1).random((1, 640, 640, 3)) * 255).astype(np.uint8)
-    stream = proc.run(Job(big, str(small_weights_file), {"tile": TILE}))
+    stream = proc.run(Job(big, str(small_weights_file), ReconstructOptions(tile=TILE)))
     for message in stream:
         if message[0] == "progress" and message[4] >= 1:
             break

@@ -31,7 +31,8 @@ from psygnal import Signal
 
 from ._worker import Job, WorkerStopped, prewarm, shared_process
 from .io.atomic import atomic_write
-from .reconstruct import DEVICES, SIZINGS, as_unit_rgb
+from .options import DEVICES, SIZINGS, ReconstructOptions
+from .reconstruct import as_unit_rgb
 from .tonemap import display_range
 from .weights import VIDEO_WEIGHT_NAMES, available_weights, resolve
 
@@ -389,16 +390,17 @@ class HDRCNNWidget(Container):
         return path
 
     @staticmethod
-    def _run_options(settings: dict[str, Any]) -> dict[str, Any]:
+    def _run_options(settings: dict[str, Any]) -> ReconstructOptions:
         options = {
             "gamma": settings["gamma"],
             "scaling": settings["scaling"],
             "sizing": settings["sizing"],
             "tile": None if settings["tile"] == "auto" else int(settings["tile"]),
+            "device": settings["device"],
         }
         if settings["sizing"] == "reference":
             options.update(width=settings["ref_width"], height=settings["ref_height"])
-        return options
+        return ReconstructOptions(**options)
 
     @property
     def busy(self) -> bool:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .options import ReconstructOptions
+
 POLL_SECONDS = 0.05
 STOP_TIMEOUT_SECONDS = 5.0
 
@@ -41,11 +43,12 @@ class WorkerStopped(Exception):
 
 @dataclass
 class Job:
-    """Frames to reconstruct and the options of `Reconstructor.run` (tile, gamma, ...)."""
+    """Frames to reconstruct and the options of the reconstruction (the process's own device
+    replaces the options' device)."""
 
     frames: np.ndarray  # (T, H, W[, C]): one image per frame
     weights: str  # a weight name or a file path
-    options: dict = field(default_factory=dict)
+    options: ReconstructOptions = field(default_factory=ReconstructOptions)
     job_id: int = 0
 
 
@@ -87,15 +90,16 @@ def _serve(conn, device: str) -> None:
             key = _weights_key(job.weights)
             if loaded is None or loaded[0] != key:
                 loaded = None  # free the old model before loading the next
-                loaded = (key, Reconstructor(job.weights, device))
+                loaded = (key, Reconstructor(job.weights, device=device))
             reconstructor = loaded[1]
+            options = job.options.replace(device=device)
             n_frames = len(job.frames)
             for i, frame in enumerate(job.frames):
 
                 def progress(done, total, i=i, job_id=job.job_id, n_frames=n_frames):
                     conn.send(("progress", job_id, i, n_frames, done, total))
 
-                result = reconstructor.run(frame, progress=progress, **job.options)
+                result = reconstructor.run(frame, options, progress=progress)
                 conn.send(("frame", job.job_id, i, result.hdr, result.mask))
             conn.send(("done", job.job_id))
         except (BrokenPipeError, EOFError):

@@ -34,6 +34,7 @@ from .frame_jobs import (
     reconstruct_frame,
     skipped,
 )
+from .options import ReconstructOptions
 from .weights import Weights
 
 # Tasks that raise something other than a frame error (a full disk, a lost file system) are
@@ -46,28 +47,28 @@ PLUGIN_PREFIX = "napari-hdrcnn-model-"
 _WORKER_MODELS: dict = {}
 
 
-def model_key(weights: Weights, device: str) -> str:
+def model_key(weights: Weights, options: ReconstructOptions) -> str:
     digest = weights.metadata.get("sha256")
     if not digest:
         h = hashlib.sha256()
         for t in weights.tensors:
             h.update(np.ascontiguousarray(t).tobytes())
         digest = h.hexdigest()
-    return f"{digest[:16]}-{device}"
+    return "-".join([digest[:16], *options.build_fields().values()])
 
 
 class ModelPlugin(WorkerPlugin):
     """Builds the model on a worker once and keeps it under its key."""
 
-    def __init__(self, weights: Weights, device: str):
+    def __init__(self, weights: Weights, options: ReconstructOptions):
         self.weights = weights
-        self.device = device
-        self.key = model_key(weights, device)
+        self.options = options
+        self.key = model_key(weights, options)
 
     def setup(self, worker) -> None:
         from .reconstruct import Reconstructor
 
-        reconstructor = Reconstructor(self.weights, self.device)
+        reconstructor = Reconstructor(self.weights, self.options)
         reconstructor.run(np.zeros((64, 64, 3), np.uint8))  # build and trace now, not on frame 1
         _WORKER_MODELS[self.key] = reconstructor
 
@@ -75,9 +76,9 @@ class ModelPlugin(WorkerPlugin):
         _WORKER_MODELS.pop(self.key, None)
 
 
-def register_model(client, weights: Weights, device: str) -> str:
+def register_model(client, weights: Weights, options: ReconstructOptions) -> str:
     """Load the model on every worker (now and on later ones) unless it is there already."""
-    plugin = ModelPlugin(weights, device)
+    plugin = ModelPlugin(weights, options)
     name = PLUGIN_PREFIX + plugin.key
 
     def has_plugin(dask_worker, _name=name):
@@ -97,7 +98,7 @@ class FrameFailure:
     exception: Exception | None = None
 
 
-def reconstruct_on_worker(key: str, frame, options: dict, spec: OutputSpec | None):
+def reconstruct_on_worker(key: str, frame, options: ReconstructOptions, spec: OutputSpec | None):
     """The task: one frame (`video_io.Frame`: pixels, or a path read here) with the worker's
     model; writes the outputs when given a spec."""
     reconstructor = _WORKER_MODELS.get(key)
@@ -123,14 +124,17 @@ class ClusterBackend:
 
     client: object
     weights: Weights
-    device: str = "auto"
     window: int | None = None
 
     def outcomes(
-        self, frames: Iterable, options: dict, spec: OutputSpec | None, overwrite: bool = False
+        self,
+        frames: Iterable,
+        options: ReconstructOptions,
+        spec: OutputSpec | None,
+        overwrite: bool = False,
     ) -> Iterator[FrameOutcome]:
         return _cluster_outcomes(
-            self.client, frames, self.weights, self.device, options, spec, overwrite, self.window
+            self.client, frames, self.weights, options, spec, overwrite, self.window
         )
 
 
@@ -138,13 +142,12 @@ def _cluster_outcomes(
     client,
     frames: Iterable,
     weights: Weights,
-    device: str,
-    options: dict,
+    options: ReconstructOptions,
     spec: OutputSpec | None,
     overwrite: bool,
     window: int | None,
 ) -> Iterator[FrameOutcome]:
-    key = register_model(client, weights, device)
+    key = register_model(client, weights, options)
     window = max(1, window or 2 * worker_count(client))
     run_id = uuid.uuid4().hex[:8]
     it = iter(frames)

@@ -27,6 +27,7 @@ from . import metrics
 from .colour import REC709_LUMINANCE
 from .io.ldr import JPEG_SUBSAMPLING, jpeg_round_trip
 from .metrics import ldr_linear  # noqa: F401  (the baseline; part of this module's API)
+from .options import ReconstructOptions
 from .weights import WEIGHT_NAMES, sha256_of
 
 CAMERA_GAMMA = metrics.LDR_GAMMA
@@ -178,12 +179,11 @@ class Method:
     reconstructor: object = None
     info: dict = field(default_factory=dict)
 
-    def predict(
-        self, ldr: np.ndarray, linearize: str | None, blend: str | None = None
-    ) -> np.ndarray:
+    def predict(self, ldr: np.ndarray) -> np.ndarray:
+        """The method's HDR for `ldr`, with the options its reconstructor was made with."""
         if self.reconstructor is None:
             return ldr_linear(ldr)
-        return self.reconstructor.run(ldr, linearize=linearize, blend=blend).hdr
+        return self.reconstructor.run(ldr).hdr
 
 
 def default_label(param: str) -> str:
@@ -209,16 +209,15 @@ def method_labels(params: list[str], labels: list[str] | None) -> list[str]:
 def load_methods(
     params: list[str],
     labels: list[str] | None,
-    linearize: str | None,
-    device: str = "auto",
-    blend: str | None = None,
+    options: ReconstructOptions | None = None,
 ) -> list[Method]:
     """The baseline and one Method per weight file (loaded and checked now, built lazily)."""
     from .reconstruct import Reconstructor
 
+    options = ReconstructOptions.of(options)
     methods = [Method(BASELINE, info={"label": BASELINE, "description": "x ** 2.2 of the input"})]
     for label, p in zip(method_labels(params, labels), params):
-        rec = Reconstructor(p, device=device)
+        rec = Reconstructor(p, options)
         w = rec.weights
         methods.append(
             Method(
@@ -231,8 +230,8 @@ def load_methods(
                     "file": w.source,
                     "sha256": w.metadata.get("sha256", ""),
                     "width_factor": w.width_factor,
-                    "linearize": linearize or w.linearize,
-                    "blend": blend or w.blend,
+                    "linearize": options.linearize or w.linearize,
+                    "blend": options.blend or w.blend,
                     "format": w.metadata.get("format", ""),
                 },
             )
@@ -250,10 +249,8 @@ class EvaluationConfig:
     clips: tuple[float, ...] = DEFAULT_CLIPS
     jpeg: int | None = None
     ldr_dir: Path | None = None
-    linearize: str | None = None
-    blend: str | None = None
     max_side: int | None = None
-    device: str = "auto"
+    options: ReconstructOptions = field(default_factory=ReconstructOptions)
     figures: bool = True
     command: list[str] = field(default_factory=list)
 
@@ -432,8 +429,8 @@ def protocol_settings(config: EvaluationConfig) -> dict:
         ),
         "confidence_interval": CI_DESCRIPTION,
         "baseline": f"{BASELINE}: x ** {CAMERA_GAMMA:g} of the input",
-        "linearize_override": config.linearize,
-        "blend_override": config.blend,
+        "linearize_override": config.options.linearize,
+        "blend_override": config.options.blend,
         "figures": {
             "exposure_stops_vs_camera": FIGURE_STOPS,
             "display_gamma": CAMERA_GAMMA,
@@ -567,9 +564,7 @@ def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResu
         )
     ref_paths = list_references(Path(config.reference))
     names = unique_names(ref_paths)
-    methods = load_methods(
-        config.params, config.labels, config.linearize, config.device, config.blend
-    )
+    methods = load_methods(config.params, config.labels, config.options)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -603,9 +598,7 @@ def run_evaluation(config: EvaluationConfig, log: Log = print) -> EvaluationResu
             scorer = metrics.ScoringReference(reference, test.ldr)
             for method in methods:
                 t0 = time.perf_counter()
-                pred = metrics.finite_prediction(
-                    method.predict(test.ldr, config.linearize, config.blend)
-                )
+                pred = metrics.finite_prediction(method.predict(test.ldr))
                 seconds = time.perf_counter() - t0
                 s = scorer.score(pred)
                 rows.append(

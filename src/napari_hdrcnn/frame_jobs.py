@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from . import io
+from .options import ReconstructOptions
 from .reconstruct import InputImageError
 
 OUTPUT_SUFFIXES = ("_out.exr", "_in.png", "_out.png")
@@ -77,7 +78,7 @@ def reconstruct_frame(
     image: np.ndarray,
     number: int,
     name: str,
-    options: dict,
+    options: ReconstructOptions,
     spec: OutputSpec | None,
     progress=None,
 ) -> np.ndarray:
@@ -85,7 +86,7 @@ def reconstruct_frame(
     (see `OutputSpec.as_written`), without one return the float32 HDR."""
     from .tonemap import exposure_preview
 
-    result = reconstructor.run(image, progress=progress, **options)
+    result = reconstructor.run(image, options, progress=progress)
     if spec is None:
         return result.hdr
     stem = spec.out_dir / f"{number:06d}"
@@ -146,7 +147,11 @@ def skipped(frame, spec: OutputSpec | None, overwrite: bool) -> FrameOutcome | N
 
 class Backend(Protocol):
     def outcomes(
-        self, frames: Iterable, options: dict, spec: OutputSpec | None, overwrite: bool = False
+        self,
+        frames: Iterable,
+        options: ReconstructOptions,
+        spec: OutputSpec | None,
+        overwrite: bool = False,
     ) -> Iterator[FrameOutcome]:
         """Every frame's outcome, in frame order, with a bounded number of frames in flight."""
         ...
@@ -160,7 +165,11 @@ class PlainBackend:
     tile_progress: TileProgress | None = None
 
     def outcomes(
-        self, frames: Iterable, options: dict, spec: OutputSpec | None, overwrite: bool = False
+        self,
+        frames: Iterable,
+        options: ReconstructOptions,
+        spec: OutputSpec | None,
+        overwrite: bool = False,
     ) -> Iterator[FrameOutcome]:
         for frame in frames:
             skip = skipped(frame, spec, overwrite)

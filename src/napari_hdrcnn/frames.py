@@ -35,33 +35,11 @@ from .frame_jobs import (  # noqa: F401  (OutputSpec, FrameOutcome, remove_stale
     TileProgress,
     remove_stale_temps,
 )
+from .options import ReconstructOptions
 from .reconstruct import InputImageError
 from .weights import AUTHORS_FILES, Weights, load_weights
 
 DEFAULT_PREVIEW_FPS = 25.0
-RECONSTRUCT_OPTIONS = (
-    "gamma",
-    "scaling",
-    "linearize",
-    "blend",
-    "sizing",
-    "width",
-    "height",
-    "tile",
-    "overlap",
-    "memory_budget_mb",
-)
-
-
-def check_options(options: dict) -> dict:
-    """Refuse unknown reconstruction options here, not once per frame on a worker."""
-    unknown = sorted(set(options) - set(RECONSTRUCT_OPTIONS))
-    if unknown:
-        raise TypeError(
-            f"unknown reconstruction option(s) {', '.join(unknown)}; known: "
-            f"{', '.join(RECONSTRUCT_OPTIONS)}"
-        )
-    return dict(options)
 
 
 # -- a whole sequence -----------------------------------------------------------------------------
@@ -130,8 +108,7 @@ def run_sequence(
     out_dir: str | os.PathLike,
     *,
     weights: str | os.PathLike | Weights = "default",
-    device: str = "auto",
-    options: dict | None = None,
+    options: ReconstructOptions | None = None,
     previews: bool | None = None,
     exr_dtype: str = "half",
     compression: str = "zip",
@@ -148,6 +125,7 @@ def run_sequence(
     """Reconstruct every frame of `source` (a `video_io.FrameSource`, or any iterable of frames
     with index, name, path and pixels) into `out_dir`.
 
+    options:       the ReconstructOptions (checked here, before any frame is read).
     previews:      write the PNG previews; None: for image sequences yes, for videos no.
     preview_video: also write a tone-mapped preview video (relative: inside out_dir).
     client:        a dask.distributed Client: frames are spread over its workers.
@@ -158,11 +136,11 @@ def run_sequence(
     from .metrics import TemporalStabilityAccumulator
     from .reconstruct import Reconstructor
 
-    options = check_options(options or {})
+    options = ReconstructOptions.of(options)
     out_dir = Path(out_dir).absolute()  # workers may not share this process's folder
     out_dir.mkdir(parents=True, exist_ok=True)
     if reconstructor is None and client is None:
-        reconstructor = Reconstructor(weights, device=device)
+        reconstructor = Reconstructor(weights, options)
     loaded = reconstructor.weights if reconstructor is not None else load_weights(weights)
     if previews is None:
         previews = getattr(source, "kind", "images") != "video"
@@ -180,7 +158,7 @@ def run_sequence(
     else:
         from .dask_runner import ClusterBackend
 
-        backend = ClusterBackend(client, loaded, device, window)
+        backend = ClusterBackend(client, loaded, window)
     outcomes = backend.outcomes(source, options, spec, overwrite)
 
     accumulator = TemporalStabilityAccumulator() if measure_stability else None
@@ -283,18 +261,18 @@ def reconstruct_stack(
     weights: str | os.PathLike | Weights = "default",
     client=None,
     *,
-    device: str = "auto",
     window: int | None = None,
-    **reconstruct_options,
+    options: ReconstructOptions | None = None,
+    **fields,
 ) -> np.ndarray:
     """Reconstruct every frame of a (T, H, W, C) stack; returns float32 (T, H', W', C').
 
     With a dask.distributed `client` the frames are spread over its workers (each loads the
-    model once); the result is the same as without. `reconstruct_options` are those of
-    `napari_hdrcnn.reconstruct` (gamma, scaling, linearize, sizing, width, height, tile,
-    overlap, memory_budget_mb). A frame that cannot be reconstructed raises its error.
+    model once); the result is the same as without. `options` and/or its fields as keywords
+    (device, gamma, scaling, ...) are those of `napari_hdrcnn.reconstruct`. A frame that
+    cannot be reconstructed raises its error.
     """
-    options = check_options(reconstruct_options)
+    options = ReconstructOptions.of(options, **fields)
     stack = np.asarray(stack)
     if stack.ndim < 3:
         raise InputImageError(f"a stack needs shape (T, H, W[, C]), got {stack.shape}")
@@ -304,11 +282,11 @@ def reconstruct_stack(
     if client is None:
         from .reconstruct import get_reconstructor
 
-        backend = PlainBackend(get_reconstructor(weights, device))
+        backend = PlainBackend(get_reconstructor(weights, options))
     else:
         from .dask_runner import ClusterBackend
 
-        backend = ClusterBackend(client, load_weights(weights), device, window)
+        backend = ClusterBackend(client, load_weights(weights), window)
     outcomes = backend.outcomes(frames, options, None)
     out = None
     for outcome in outcomes:

@@ -17,13 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .architecture import LOG_EPS, blend_alpha
+from .options import MULTIPLE, ReconstructOptions
 from .weights import BLENDS, LINEARIZATIONS, Weights, load_weights
 
-SIZINGS = ("native", "reference")
-DEVICES = ("auto", "cpu", "gpu")
-DEFAULT_MEMORY_BUDGET_MB = 4096
-DEFAULT_OVERLAP = 64
-MULTIPLE = 32
 MAX_HDR = np.float32(65504.0)  # the largest half float: EXR output stays finite
 MAX_LOG = np.float32(np.log(65504.0 + LOG_EPS))
 
@@ -206,21 +202,33 @@ def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray
 # -- the reconstructor ---------------------------------------------------------------------------
 def configure_device(device: str) -> None:
     """Hide the GPUs before TensorFlow initialises when the CPU is asked for."""
-    if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; one of {', '.join(DEVICES)}")
+    ReconstructOptions(device=device)  # refuses an unknown device
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
 
 
 class Reconstructor:
-    """A loaded model and the options of the reconstruction; reuse it for many frames."""
+    """A loaded model and the options of the reconstruction; reuse it for many frames.
 
-    def __init__(self, weights: str | os.PathLike | Weights = "default", device: str = "auto"):
-        configure_device(device)
+    options (or its fields as keywords, `Reconstructor(w, device="cpu")`) are the defaults of
+    `run`; the device is chosen here, once, and every run uses it.
+    """
+
+    def __init__(
+        self,
+        weights: str | os.PathLike | Weights = "default",
+        options: ReconstructOptions | None = None,
+        **fields,
+    ):
+        self.options = ReconstructOptions.of(options, **fields)
+        configure_device(self.options.device)
         self.weights = load_weights(weights)
-        self.device = device
         self._model = None
         self._lock = threading.Lock()
+
+    @property
+    def device(self) -> str:
+        return self.options.device
 
     @property
     def width_factor(self) -> float:
@@ -258,48 +266,38 @@ class Reconstructor:
     def run(
         self,
         image: np.ndarray,
+        options: ReconstructOptions | None = None,
         *,
-        gamma: float = 1.0,
-        scaling: float = 1.0,
-        linearize: str | None = None,
-        blend: str | None = None,
-        sizing: str = "native",
-        width: int | None = None,
-        height: int | None = None,
-        tile: int | None = None,
-        overlap: int = DEFAULT_OVERLAP,
-        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
         progress: ProgressCallback | None = None,
         cancelled: CancelCheck | None = None,
+        **fields,
     ) -> Reconstruction:
-        """Reconstruct one frame. See `reconstruct` for the options."""
-        if gamma <= 0 or not np.isfinite(gamma):
-            raise ValueError(f"gamma must be positive, got {gamma}")
-        if scaling <= 0 or not np.isfinite(scaling):
-            raise ValueError(f"scaling must be positive, got {scaling}")
-        if sizing not in SIZINGS:
-            raise ValueError(f"unknown sizing {sizing!r}; one of {', '.join(SIZINGS)}")
-        method = linearize or self.weights.linearize
-        if method not in LINEARIZATIONS:
+        """Reconstruct one frame with `options` (default: this Reconstructor's), with `fields`
+        changed (`run(image, gamma=1.2)`). See `ReconstructOptions` for the options."""
+        opts = ReconstructOptions.of(options or self.options, **fields)
+        if opts.build_fields() != self.options.build_fields():
             raise ValueError(
-                f"unknown linearisation {method!r}; one of {', '.join(LINEARIZATIONS)}"
+                f"this Reconstructor was built for {self.options.build_fields()}; options for "
+                f"{opts.build_fields()} need a Reconstructor of their own"
             )
-        blend = blend or self.weights.blend
-        if blend not in BLENDS:
-            raise ValueError(f"unknown blend {blend!r}; one of {', '.join(BLENDS)}")
+        gamma, scaling = opts.gamma, opts.scaling
+        method = opts.linearize or self.weights.linearize
+        blend = opts.blend or self.weights.blend
 
         x, alpha_channel, was_grey = as_unit_rgb(image)
-        if sizing == "reference":
-            if width is None or height is None:
-                raise ValueError("reference sizing needs width and height")
-            x = reference_resize(x, width, height)
+        if opts.sizing == "reference":
+            x = reference_resize(x, opts.width, opts.height)
             if alpha_channel is not None:
-                alpha_channel = reference_resize(alpha_channel[..., None], width, height)[..., 0]
+                alpha_channel = reference_resize(alpha_channel[..., None], opts.width, opts.height)[
+                    ..., 0
+                ]
         if scaling > 1.0:  # as the reference: push near-white JPEG noise into clipping
             x = np.minimum(1.0, x * np.float32(scaling))
 
         x_net = np.power(x, np.float32(1.0 / gamma)) if gamma != 1.0 else x
-        y_log = self._predict_tiled(x_net, tile, overlap, memory_budget_mb, progress, cancelled)
+        y_log = self._predict_tiled(
+            x_net, opts.tile, opts.overlap, opts.memory_budget_mb, progress, cancelled
+        )
 
         # The authors' blend, y = ((1 - a) L(x)^(1/g) + a n)^g: with L(x) = x^2 it is their
         # f(x^(1/g))^g exactly, and pixels away from clipping stay L(x) for any gamma.
@@ -335,12 +333,7 @@ class Reconstructor:
         H, W = xp.shape[:2]
         if tile is None:
             tile = tile_size_for_budget(self.width_factor, memory_budget_mb)
-        if tile % MULTIPLE or tile < 2 * MULTIPLE:
-            raise ValueError(
-                f"tile size must be a multiple of {MULTIPLE} and at least "
-                f"{2 * MULTIPLE}, got {tile}"
-            )
-        overlap = max(0, min(int(overlap), tile // 2))
+        overlap = min(overlap, tile // 2)
         th, tw = min(tile, H), min(tile, W)
         ys, xs = tile_starts(H, th, overlap), tile_starts(W, tw, overlap)
         total = len(ys) * len(xs)
@@ -382,67 +375,43 @@ _CACHE_LOCK = threading.Lock()
 
 
 def get_reconstructor(
-    weights: str | os.PathLike | Weights = "default", device: str = "auto"
+    weights: str | os.PathLike | Weights = "default", options: ReconstructOptions | None = None
 ) -> Reconstructor:
-    """A cached Reconstructor per (weights, device), so scripts pay for loading once."""
+    """A cached Reconstructor per (weights, build fields), so scripts pay for loading once."""
+    options = ReconstructOptions.of(options)
     if isinstance(weights, Weights):
-        return Reconstructor(weights, device)
-    key = (os.fspath(weights), device)
+        return Reconstructor(weights, options)
+    key = (os.fspath(weights), *options.build_fields().values())
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = Reconstructor(weights, device)
+            _CACHE[key] = Reconstructor(weights, options)
         return _CACHE[key]
 
 
 def reconstruct(
     image: np.ndarray,
     weights: str | os.PathLike | Weights = "default",
+    options: ReconstructOptions | None = None,
     *,
-    gamma: float = 1.0,
-    scaling: float = 1.0,
-    linearize: str | None = None,
-    blend: str | None = None,
-    sizing: str = "native",
-    width: int | None = None,
-    height: int | None = None,
-    tile: int | None = None,
-    overlap: int = DEFAULT_OVERLAP,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-    device: str = "auto",
     progress: ProgressCallback | None = None,
     cancelled: CancelCheck | None = None,
     return_mask: bool = False,
+    **fields,
 ):
     """Reconstruct an HDR image from an 8-bit, 16-bit or [0, 1] float photo.
 
     image:       (H, W), (H, W, 1-4); uint8, uint16 or float in [0, 1]. Never modified.
     weights:     'default', 'hdrcnn', 'hdrcnn-compr', 'hdrcnn-compr-regularized', a path, or a
                  loaded `Weights`.
-    gamma:       the network sees x^(1/gamma), its output is raised to gamma (1.1-1.3 boosts
-                 highlights; 1 changes nothing).
-    scaling:     > 1 replaces x by min(1, scaling * x) (pushes near-white noise into clipping).
-    linearize:   'square' (the authors), 'gamma2.2' or 'srgb' for pixels the network does not
-                 replace; None takes the weight file's default.
-    sizing:      'native' (any size, reflect-padded, no resampling) or 'reference' (centre crop
-                 and resize to width x height, rounded to multiples of 32, as the authors).
-    tile:        tile side in pixels (multiple of 32); None picks it from memory_budget_mb.
+    options:     a `ReconstructOptions`, and/or its fields as keywords: gamma, scaling,
+                 linearize, blend, sizing, width, height, tile, overlap, memory_budget_mb,
+                 device (each field's help says what it does).
     progress:    called as progress(done_tiles, total_tiles).
     cancelled:   polled before each tile; returning True raises ReconstructionCancelled.
     Returns the float32 linear HDR image, or (hdr, mask) with return_mask=True.
     """
-    result = get_reconstructor(weights, device).run(
-        image,
-        gamma=gamma,
-        scaling=scaling,
-        linearize=linearize,
-        blend=blend,
-        sizing=sizing,
-        width=width,
-        height=height,
-        tile=tile,
-        overlap=overlap,
-        memory_budget_mb=memory_budget_mb,
-        progress=progress,
-        cancelled=cancelled,
+    options = ReconstructOptions.of(options, **fields)
+    result = get_reconstructor(weights, options).run(
+        image, options, progress=progress, cancelled=cancelled
     )
     return (result.hdr, result.mask) if return_mask else result.hdr

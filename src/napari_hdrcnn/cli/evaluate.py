@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sys
 
-from ..reconstruct import DEVICES
-from ..weights import BLENDS, LINEARIZATIONS
+from .. import options as reconstruct_options
+
+# The reconstruction options this command takes (flags, defaults and help: napari_hdrcnn.options)
+OPTIONS = ("linearize", "blend", "device")
 
 
 def add_parser(sub) -> None:
@@ -56,24 +58,12 @@ def add_parser(sub) -> None:
         "instead of making them",
     )
     p.add_argument(
-        "--linearize",
-        choices=LINEARIZATIONS,
-        help="linearisation passed to the reconstruction (default: each weight file's)",
-    )
-    p.add_argument(
-        "--blend",
-        choices=BLENDS,
-        help="blend passed to the reconstruction (default: each weight file's)",
-    )
-    p.add_argument(
         "--max-side",
         type=int,
         metavar="PX",
         help="box-downscale references so the longer side is at most PX",
     )
-    p.add_argument(
-        "--device", choices=DEVICES, default="auto", help="where TensorFlow runs; default: auto"
-    )
+    reconstruct_options.add_arguments(p, OPTIONS)
     p.add_argument("--no-figures", action="store_true", help="skip the comparison figures")
     p.add_argument("--out", required=True, help="output folder (created if needed)")
     p.set_defaults(run=run)
@@ -112,7 +102,12 @@ def run(args) -> int:
     from ..reconstruct import configure_device
     from ..weights import WeightFileError
 
-    configure_device(args.device)  # before TensorFlow is imported
+    try:
+        options = reconstruct_options.from_args(args)
+    except reconstruct_options.OptionError as err:
+        print(f"hdrcnn evaluate: {err.cli_message}", file=sys.stderr)
+        return 2
+    configure_device(options.device)  # before TensorFlow is imported
     config = evaluate.EvaluationConfig(
         reference=Path(args.reference),
         out=Path(args.out),
@@ -121,10 +116,8 @@ def run(args) -> int:
         clips=tuple(args.clip),
         jpeg=args.jpeg,
         ldr_dir=Path(args.ldr) if args.ldr else None,
-        linearize=args.linearize,
-        blend=args.blend,
         max_side=args.max_side,
-        device=args.device,
+        options=options,
         figures=not args.no_figures,
         command=command_line(args),
     )

@@ -5,8 +5,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..reconstruct import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_OVERLAP, DEVICES
-from ..weights import BLENDS, LINEARIZATIONS, WEIGHT_NAMES
+from .. import options as reconstruct_options
+from ..weights import WEIGHT_NAMES
+
+# The reconstruction options this command takes (their flags, defaults and help come from
+# napari_hdrcnn.options); --width/--height choose reference sizing.
+OPTIONS = (
+    "width",
+    "height",
+    "scaling",
+    "gamma",
+    "linearize",
+    "blend",
+    "tile",
+    "overlap",
+    "memory_budget_mb",
+    "device",
+)
 
 
 def add_parser(sub) -> None:
@@ -41,44 +56,7 @@ def add_parser(sub) -> None:
         default="out",
         help="output folder (created if needed)",
     )
-    p.add_argument("--width", type=int, help="reference sizing: output width (multiple of 32)")
-    p.add_argument("--height", type=int, help="reference sizing: output height (multiple of 32)")
-    p.add_argument(
-        "--scaling",
-        type=float,
-        default=1.0,
-        help="> 1 replaces x by min(1, scaling * x) (pushes near-white JPEG noise into clipping)",
-    )
-    p.add_argument(
-        "--gamma",
-        type=float,
-        default=1.0,
-        help="network sees x^(1/gamma), output raised to gamma (1.1-1.3 boosts highlights)",
-    )
-    p.add_argument(
-        "--linearize",
-        choices=LINEARIZATIONS,
-        help="curve for the pixels the network does not replace (default: the weight file's)",
-    )
-    p.add_argument(
-        "--blend",
-        choices=BLENDS,
-        help="max: a pixel near white is replaced in all channels (the authors'); "
-        "per-channel: only its channels near white, the others stay as measured "
-        "(default: the weight file's)",
-    )
-    p.add_argument(
-        "--tile",
-        type=int,
-        help="tile side in pixels (multiple of 32); default from --memory-budget",
-    )
-    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")
-    p.add_argument(
-        "--memory-budget",
-        type=float,
-        default=DEFAULT_MEMORY_BUDGET_MB,
-        help="MiB of working memory per tile, used to choose the tile size",
-    )
+    reconstruct_options.add_arguments(p, OPTIONS)
     p.add_argument(
         "--exr-dtype",
         choices=("half", "float32"),
@@ -86,7 +64,6 @@ def add_parser(sub) -> None:
         help="pixel type of the EXR output",
     )
     p.add_argument("--compression", default="zip", help="EXR compression")
-    p.add_argument("--device", choices=DEVICES, default="auto", help="where TensorFlow runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     v = p.add_argument_group("video and sequences")
     v.add_argument(
@@ -133,8 +110,10 @@ def _fail(message: str) -> int:
 
 
 def run(args) -> int:
-    if (args.width is None) != (args.height is None):
-        return _fail("give both --width and --height, or neither")
+    try:
+        options = reconstruct_options.from_args(args)
+    except reconstruct_options.OptionError as err:
+        return _fail(err.cli_message)
     if args.workers is not None and args.workers < 1:
         return _fail("--workers must be at least 1")
 
@@ -147,7 +126,7 @@ def run(args) -> int:
     from ..video_io import open_frames
     from ..weights import WeightFileError, load_weights
 
-    configure_device(args.device)  # before TensorFlow is imported
+    configure_device(options.device)  # before TensorFlow is imported
     distributed = args.workers is not None or args.scheduler is not None
     try:
         source = open_frames(args.im_dir, fps=args.fps)
@@ -155,25 +134,12 @@ def run(args) -> int:
         if distributed:
             reconstructor, weights = None, load_weights(args.params)
         else:
-            reconstructor = Reconstructor(args.params, device=args.device)
+            reconstructor = Reconstructor(args.params, options)
             weights = reconstructor.weights
     except (io.ImageReadError, WeightFileError, OSError, ValueError) as err:
         return _fail(str(err))
 
     out_dir = Path(args.out_dir)
-    sizing = "reference" if args.width is not None else "native"
-    options = dict(
-        gamma=args.gamma,
-        scaling=args.scaling,
-        linearize=args.linearize,
-        blend=args.blend,
-        sizing=sizing,
-        width=args.width,
-        height=args.height,
-        tile=args.tile,
-        overlap=args.overlap,
-        memory_budget_mb=args.memory_budget,
-    )
     count = source.count
     where = (
         f"{args.workers} local worker(s)"
@@ -184,8 +150,8 @@ def run(args) -> int:
     )
     print(
         f"weights: {weights.source} (width factor {weights.width_factor:g}, linearise "
-        f"{args.linearize or weights.linearize}, blend {args.blend or weights.blend}); "
-        f"sizing: {sizing}; "
+        f"{options.linearize or weights.linearize}, blend {options.blend or weights.blend}); "
+        f"sizing: {options.sizing}; "
         f"{count if count is not None else 'unknown number of'} frame(s) from "
         f"{source.kind} -> {out_dir}; on {where}",
         file=sys.stderr,
@@ -247,7 +213,6 @@ def _run_sequence(
 
     common = dict(
         weights=weights,
-        device=args.device,
         options=options,
         previews=True if args.frame_previews else None,
         exr_dtype=args.exr_dtype,
