@@ -10,7 +10,8 @@ data=${HDRCNN_SHARED_DATA:-../shared/data}
 hdrcnn evaluate --reference "$data/hdr/val" --params default --clip 95 97 --out "$out"
 mkdir -p docs/evaluation
 cp "$out/summary.csv" "$out/per_image.csv" "$out/settings.json" docs/evaluation/
-python scripts/summary_table.py "$out/summary.csv" > docs/evaluation/summary.md
+python scripts/summary_table.py "$out/summary.csv" "$out/per_image.csv" \
+  > docs/evaluation/summary.md
 # one figure per kind of scene, downscaled for the README
 python - "$out" <<'PY'
 import sys

@@ -16,11 +16,13 @@ from napari_hdrcnn.training.losses import (
     illuminance_reflectance_loss,
     log_l2_loss,
     loss_mask,
+    over_boost_weights,
     random_transforms,
     reconstruction_loss,
     regularization_term,
     target_mask,
     warp,
+    weighted_loss_mask,
 )
 
 EPS = 1 / 255
@@ -37,6 +39,35 @@ def test_mask_is_zero_below_095_and_one_above_white():
     y = np.array([0.5, 0.94, 0.975, 1.0, 3.0], np.float32)[None, :, None, None] * np.ones(3)
     m = target_mask(tf.constant(y, tf.float32)).numpy()[0, :, 0, 0]
     np.testing.assert_allclose(m, [0, 0, 0.5, 1, 1], atol=1e-5)
+
+
+def test_over_boost_weights_only_where_a_faint_highlight_is_predicted_too_bright():
+    # targets: faint (1.5x white, 0.58 stops) or strong (4x white, 2 stops); predictions a
+    # quarter stop above or below each
+    y = np.array([1.5, 1.5, 4.0, 4.0], np.float32)[None, :, None, None] * np.ones(3, np.float32)
+    step = np.array([1, -1, 1, -1], np.float32)[None, :, None, None] * 0.25 * np.log(2)
+    y_log = (np.log(y + EPS) + step).astype(np.float32)
+    w = over_boost_weights(tf.constant(y_log), tf.constant(y), 3.0, 1.0).numpy()
+    np.testing.assert_allclose(w[0, :, 0, 0], [4, 1, 1, 1])
+    x = np.ones_like(y)
+    plain = loss_mask("target", tf.constant(y), tf.constant(x)).numpy()
+    np.testing.assert_array_equal(weighted_loss_mask("target", y_log, y, x).numpy(), plain)
+    weighted = weighted_loss_mask("target", y_log, y, x, 3.0, 1.0).numpy()
+    np.testing.assert_allclose(weighted, plain * w)
+    # 2.5 stops of headroom makes the strong highlight count as faint too
+    w = over_boost_weights(tf.constant(y_log), tf.constant(y), 3.0, 2.5).numpy()
+    np.testing.assert_allclose(w[0, :, 0, 0], [4, 1, 4, 1])
+
+
+def test_over_boost_weight_makes_over_prediction_cost_more_than_under_prediction():
+    y = np.full((1, 16, 16, 3), 1.3, np.float32)
+    x = np.ones_like(y)
+    errors = {}
+    for sign in (1, -1):
+        y_log = (np.log(y + EPS) + sign * 0.3).astype(np.float32)
+        mask = weighted_loss_mask("blend", y_log, y, x, 3.0, 1.0)
+        errors[sign] = float(reconstruction_loss("l2", y_log, y, mask))
+    assert errors[1] == pytest.approx(4 * errors[-1], rel=1e-5)
 
 
 def test_blend_loss_mask_adds_the_pixels_the_inference_blend_takes_from_the_network():

@@ -85,6 +85,35 @@ def test_per_channel_blend_keeps_the_channels_that_did_not_clip(small, clipped_p
     np.testing.assert_allclose(r.mask, alpha.max(-1), atol=1e-6)
 
 
+@pytest.mark.parametrize("gamma", [1.0, 1.2])
+def test_consistent_blend_holds_the_network_to_what_the_photo_measured(small, clipped_photo, gamma):
+    img = clipped_photo.copy()
+    img[:20, :30] = (120, 248, 255)  # red far from white, green in the blend band, blue clipped
+    r = small.run(img, blend="consistent", linearize="square", gamma=gamma)
+    x = img.astype(np.float32) / 255
+    x_net = x ** (1 / gamma)
+    network = network_output(small, x_net)
+    tol = 1 / 255
+    low, high = (
+        ((x - tol).clip(0, 1) ** 2) ** (1 / gamma),
+        ((x + tol).clip(0, 1) ** 2) ** (1 / gamma),
+    )
+    high = np.where(x >= 1 - 0.5 / 255, np.inf, high)
+    held = np.clip(network, low, high)
+    alpha = np.clip((x_net - 0.95) / 0.05, 0, 1)
+    expected = ((1 - alpha) * (x**2) ** (1 / gamma) + alpha * held) ** gamma
+    np.testing.assert_allclose(r.hdr, expected, rtol=2e-5, atol=1e-6)
+    # every channel below white stays within a code of its measured value, every clipped one
+    # at least at white's lower edge, whatever the (random) network predicts
+    below = x < 1 - 0.5 / 255
+    assert np.all(r.hdr[below] <= ((x + tol).clip(0, 1) ** 2)[below] * (1 + 1e-5))
+    assert np.all(r.hdr[below] >= ((x - tol).clip(0, 1) ** 2)[below] * (1 - 1e-5))
+    assert np.all(r.hdr[~below] >= (1 - tol) ** 2 * (1 - 1e-5))
+    # per-channel blend with the same weights lets the network's value through
+    free = small.run(img, blend="per-channel", linearize="square", gamma=gamma).hdr
+    assert not np.allclose(free[:20, :30, 1], r.hdr[:20, :30, 1], rtol=1e-3)
+
+
 def test_blend_defaults_to_the_weight_file(small_weights_file, clipped_photo, tmp_path):
     from napari_hdrcnn.weights import load_weights, write_weights
 

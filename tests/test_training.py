@@ -137,6 +137,10 @@ def test_loss_mask_and_faint_highlights_reach_the_run_settings(scenes, tmp_path)
                 "--faint-headroom",
                 "1.1",
                 "1.2",
+                "--over-boost-weight",
+                "3",
+                "--over-boost-stops",
+                "0.5",
             )
         )
         == 0
@@ -145,7 +149,10 @@ def test_loss_mask_and_faint_highlights_reach_the_run_settings(scenes, tmp_path)
     assert settings["loss_mask"] == "blend"
     assert settings["camera"]["faint_probability"] == 0.5
     assert settings["camera"]["faint_headroom"] == [1.1, 1.2]
-    assert load_weights(out / "weights.npz").metadata["loss_mask"] == "blend"
+    assert (settings["over_boost_weight"], settings["over_boost_stops"]) == (3.0, 0.5)
+    metadata = load_weights(out / "weights.npz").metadata
+    assert metadata["loss_mask"] == "blend"
+    assert (metadata["over_boost_weight"], metadata["over_boost_stops"]) == (3.0, 0.5)
 
 
 def test_resume_continues_the_step_count_and_matches_an_unbroken_run(run4, scenes, tmp_path):

@@ -75,8 +75,27 @@ def blend_mask(x: np.ndarray, blend: str = "max") -> np.ndarray:
     """
     if blend not in BLENDS:
         raise ValueError(f"unknown blend {blend!r}; one of {', '.join(BLENDS)}")
-    level = x.max(axis=-1) if blend == "max" else x
+    level = x.max(axis=-1) if blend == "max" else x  # "consistent" blends per channel
     return blend_alpha(level).astype(np.float32)
+
+
+MEASUREMENT_TOLERANCE = 1.0 / 255  # display units: 8-bit rounding plus a little noise
+
+
+def measured_bounds(x: np.ndarray, linearize: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel, the linear values a photo's pixels allow: (low, high), each like `x`.
+
+    A channel below white lies within `MEASUREMENT_TOLERANCE` of its display value, so its
+    linear value is bounded on both sides; a clipped channel (within half a code of white) is
+    at least white's lower edge and unbounded above. Holding the network to these bounds
+    (blend "consistent") removes any boost it gives pixels that did not clip, the harm a
+    reconstruction does where the highlights are only a little above white.
+    """
+    tol = np.float32(MEASUREMENT_TOLERANCE)
+    low = linearize_pixels(np.clip(x - tol, 0.0, 1.0), linearize)
+    high = linearize_pixels(np.clip(x + tol, 0.0, 1.0), linearize)
+    clipped = x >= np.float32(1.0 - 0.5 / 255)
+    return low, np.where(clipped, np.float32(np.inf), high).astype(np.float32)
 
 
 def as_unit_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
@@ -308,6 +327,11 @@ class Reconstructor:
         # and 0 * inf in the blend would turn unreplaced pixels into NaN.
         network = np.clip(np.exp(np.minimum(y_log, MAX_LOG)) - np.float32(LOG_EPS), 0.0, MAX_HDR)
         lin = linearize_pixels(x, method)
+        if blend == "consistent":
+            low, high = measured_bounds(x, method)
+            if gamma != 1.0:  # the bounds, like the network's output, in the 1/gamma domain
+                low, high = (np.power(b, np.float32(1.0 / gamma)) for b in (low, high))
+            network = np.clip(network, low, high)
         if gamma != 1.0:
             lin = np.power(lin, np.float32(1.0 / gamma))
         y = (1.0 - mask) * lin + mask * network

@@ -31,8 +31,10 @@ MAX_UNCOMPRESSED_BYTES = 1 << 30  # 1 GiB: the authors' file is 112 MiB
 LINEARIZATIONS = ("square", "gamma2.2", "srgb")
 # How the network's output is blended with the linearised input: "max" (the authors': one alpha
 # per pixel from its brightest channel, all channels replaced) or "per-channel" (each channel by
-# its own level, so a channel that did not clip stays as measured).
-BLENDS = ("max", "per-channel")
+# its own level, so a channel that did not clip stays as measured) or "consistent" (per channel,
+# and the network's value is held to what the photo measured: a channel below white within a
+# code of its linearised value, a clipped one at least at white).
+BLENDS = ("max", "per-channel", "consistent")
 
 AUTHORS_URL = "https://computergraphics.on.liu.se/hdrcnn/material/{file}"
 AUTHORS_FILES = {

@@ -28,6 +28,8 @@ _CONFIG_OPTIONS = {
     "beta2": "beta2",
     "loss": "loss",
     "loss_mask": "loss_mask",
+    "over_boost_weight": "over_boost_weight",
+    "over_boost_stops": "over_boost_stops",
     "regularization": "regularization",
     "reg_weight": "reg_weight",
     "reg_strength": "reg_strength",
@@ -192,6 +194,22 @@ def add_parser(subparsers) -> None:
         help="target: the authors' (pixels whose target is near or above white, "
         "default); blend: also every pixel the inference blend takes partly "
         "from the network (input within 5 %% of white)",
+    )
+    g.add_argument(
+        "--over-boost-weight",
+        type=float,
+        default=d,
+        metavar="K",
+        help="a faint highlight predicted brighter than it is costs 1 + K times more "
+        "(default 0: symmetric, the authors')",
+    )
+    g.add_argument(
+        "--over-boost-stops",
+        type=float,
+        default=d,
+        metavar="S",
+        help="a highlight is faint for --over-boost-weight when its target is less than S "
+        "stops above white (default 1)",
     )
     g.add_argument(
         "--regularization",

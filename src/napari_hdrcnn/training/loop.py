@@ -63,6 +63,9 @@ class TrainConfig:
     beta2: float = 0.999
     loss: str = "ir"
     loss_mask: str = "target"  # the authors'; "blend" also trains where the blend uses
+    # over-boost of faint highlights (target < 2^stops x white) costs 1 + weight times more
+    over_boost_weight: float = 0.0
+    over_boost_stops: float = 1.0
     regularization: str = "none"
     reg_weight: float = 0.95  # a in (1 - a) * loss + a * reg
     reg_strength: float = 1.0
@@ -92,6 +95,10 @@ class TrainConfig:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
         if self.width_factor <= 0:
             raise ValueError(f"width factor must be positive, got {self.width_factor}")
+        if self.over_boost_weight < 0:
+            raise ValueError(f"over-boost weight must be >= 0, got {self.over_boost_weight}")
+        if self.over_boost_stops <= 0:
+            raise ValueError(f"over-boost stops must be positive, got {self.over_boost_stops}")
         if self.camera.crop != self.crop:
             self.camera = CameraSettings.from_dict({**self.camera.to_dict(), "crop": self.crop})
 
@@ -160,6 +167,8 @@ class Trainer:
         crop: int,
         loss: str = "ir",
         loss_mask: str = "target",
+        over_boost_weight: float = 0.0,
+        over_boost_stops: float = 1.0,
         regularization: str = "none",
         reg_weight: float = 0.95,
         beta1: float = 0.9,
@@ -181,6 +190,7 @@ class Trainer:
         self.model = model
         self.loss = loss
         self.loss_mask = loss_mask
+        self.over_boost = (float(over_boost_weight), float(over_boost_stops))
         self.regularization = regularization
         self.reg_weight = float(reg_weight)
         self.variables = model.trainable
@@ -220,10 +230,10 @@ class Trainer:
         """(total, reconstruction, regularisation) losses of a batch, each a mean over it."""
         import tensorflow as tf
 
-        from .losses import loss_mask, reconstruction_loss, regularization_term, warp
+        from .losses import reconstruction_loss, regularization_term, warp, weighted_loss_mask
 
         y_log = self.model.log_prediction(x, training=True)
-        mask = loss_mask(self.loss_mask, y, x)
+        mask = weighted_loss_mask(self.loss_mask, y_log, y, x, *self.over_boost)
         rec = reconstruction_loss(self.loss, y_log, y, mask)
         if self.regularization == "none":
             return rec, rec, tf.constant(0.0)
@@ -240,14 +250,11 @@ class Trainer:
         return tf.random.stateless_normal(tf.shape(x), noise_seed)
 
     def _eval_step(self, x, y):
-        from .losses import loss_mask, reconstruction_loss
+        from .losses import reconstruction_loss, weighted_loss_mask
 
-        return reconstruction_loss(
-            self.loss,
-            self.model.log_prediction(x, training=False),
-            y,
-            loss_mask(self.loss_mask, y, x),
-        )
+        y_log = self.model.log_prediction(x, training=False)
+        mask = weighted_loss_mask(self.loss_mask, y_log, y, x, *self.over_boost)
+        return reconstruction_loss(self.loss, y_log, y, mask)
 
     def run_step(self, batch: dict) -> float:
         """One optimisation step on a batch dict (x, y and, with regularisation, transforms,
@@ -775,6 +782,8 @@ def make_trainer(
         crop=config.crop,
         loss=config.loss,
         loss_mask=config.loss_mask,
+        over_boost_weight=config.over_boost_weight,
+        over_boost_stops=config.over_boost_stops,
         regularization=config.regularization,
         reg_weight=config.reg_weight,
         beta1=config.beta1,
@@ -819,6 +828,8 @@ def shared_settings(config: TrainConfig, strategy, per_epoch: int, end: int) -> 
         reg_weight=config.reg_weight,
         loss=LOSSES.index(config.loss),
         loss_mask=LOSS_MASKS.index(config.loss_mask),
+        over_boost_weight=config.over_boost_weight,
+        over_boost_stops=config.over_boost_stops,
         regularization=REGULARIZATIONS.index(config.regularization),
         replicas_per_worker=len(strategy.extended.worker_devices),
     )
@@ -864,7 +875,13 @@ def train(
     if rank:
         source = WorkerSampleSource(source, rank)
     baseline = (
-        baseline_loss(val_batches, config.loss, config.linearize, config.loss_mask)
+        baseline_loss(
+            val_batches,
+            config.loss,
+            config.linearize,
+            config.loss_mask,
+            (config.over_boost_weight, config.over_boost_stops),
+        )
         if val_batches
         else None
     )
@@ -931,6 +948,8 @@ def train(
         width_factor=config.width_factor,
         loss=config.loss,
         loss_mask=config.loss_mask,
+        over_boost_weight=config.over_boost_weight,
+        over_boost_stops=config.over_boost_stops,
         regularization=config.regularization,
         lr=config.lr,
         camera=config.camera.to_dict(),
@@ -1098,20 +1117,23 @@ def train(
 
 
 def baseline_loss(
-    batches: list[dict], loss: str, linearize: str, mask_kind: str = "target"
+    batches: list[dict],
+    loss: str,
+    linearize: str,
+    mask_kind: str = "target",
+    over_boost: tuple[float, float] = (0.0, 1.0),
 ) -> float:
     """The loss of predicting the linearised input itself (`ldr_linear`): the level a trained
     model must beat to have reconstructed anything."""
     from ..architecture import LOG_EPS
     from ..reconstruct import linearize_pixels
-    from .losses import loss_mask, reconstruction_loss
+    from .losses import reconstruction_loss, weighted_loss_mask
 
     total, count = 0.0, 0
     for b in batches:
         y_log = np.log(linearize_pixels(b["x"], linearize) + LOG_EPS).astype(np.float32)
-        total += float(
-            reconstruction_loss(loss, y_log, b["y"], loss_mask(mask_kind, b["y"], b["x"]))
-        ) * len(b["x"])
+        mask = weighted_loss_mask(mask_kind, y_log, b["y"], b["x"], *over_boost)
+        total += float(reconstruction_loss(loss, y_log, b["y"], mask)) * len(b["x"])
         count += len(b["x"])
     return total / max(count, 1)
 

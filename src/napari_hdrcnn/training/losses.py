@@ -47,6 +47,38 @@ def loss_mask(kind: str, y_true: tf.Tensor, x: tf.Tensor | None = None) -> tf.Te
     raise ValueError(f"unknown loss mask {kind!r}; one of {', '.join(LOSS_MASKS)}")
 
 
+def over_boost_weights(
+    y_log: tf.Tensor, y_true: tf.Tensor, weight: float, headroom_stops: float
+) -> tf.Tensor:
+    """Per-pixel loss weights, (N, H, W, 1): 1 + `weight` where the prediction is above the
+    target (mean log error over the channels) and the target's brightest channel is less than
+    `headroom_stops` stops above white; 1 elsewhere.
+
+    Boosting a highlight that is only a little above white is the error that makes a
+    reconstruction worse than the linearised input, while under-boosting a strong one still
+    gains; the asymmetry teaches the network to stay near the input without evidence.
+    """
+    over = tf.reduce_mean(y_log - log_target(y_true), axis=-1, keepdims=True) > 0.0
+    faint = tf.reduce_max(y_true, axis=-1, keepdims=True) < 2.0**headroom_stops
+    hit = tf.cast(tf.logical_and(over, faint), tf.float32)
+    return tf.stop_gradient(1.0 + weight * hit)
+
+
+def weighted_loss_mask(
+    kind: str,
+    y_log: tf.Tensor,
+    y_true: tf.Tensor,
+    x: tf.Tensor | None = None,
+    over_boost_weight: float = 0.0,
+    over_boost_stops: float = 1.0,
+) -> tf.Tensor:
+    """`loss_mask(kind, ...)` times `over_boost_weights` (skipped when the weight is 0)."""
+    mask = loss_mask(kind, y_true, x)
+    if over_boost_weight:
+        mask = mask * over_boost_weights(y_log, y_true, over_boost_weight, over_boost_stops)
+    return mask
+
+
 def gaussian_taps(size: int = 13, nsig: float = 2.0) -> np.ndarray:
     """The authors' 1-D factor of their 13x13 illuminance blur: sqrt of the Gaussian's mass per
     tap over +-nsig (their 2-D kernel is sqrt(outer(k, k)), normalised), normalised."""
