@@ -11,7 +11,7 @@
 #      from the network are trained too) and 25 % faint-highlight samples (lr 1e-4, so that the
 #      output layer's bias, which sets how much every near-white pixel is boosted, can move),
 #      about 30 minutes; the mean of its ten checkpoints goes on to stage 4;
-#   4. 1500 steps from stage 3 on all training scenes (89 since 2026-12-02) with 35 %
+#   4. 1250 steps from stage 3 on all training scenes (89 since 2026-12-02) with 35 %
 #      faint-highlight samples (1.0-1.5 x white) and the over-boost loss (a faint highlight
 #      predicted too bright costs 4 x), about 70 minutes on a busy 2-core CPU; the mean of its
 #      checkpoints is shipped with the consistent blend (the network held to what the photo
@@ -33,7 +33,7 @@ hdrcnn train "${common[@]}" --out "$runs/default-stage3" --init "$runs/default-s
   --faint-highlights 0.25 --faint-headroom 1.0 1.3 --checkpoint-every 250 --val-every 250
 python scripts/average_checkpoints.py "$runs/default-stage3" "$runs/default-stage3/averaged.npz"
 hdrcnn train "${common[@]}" --out "$runs/default-stage4" --init "$runs/default-stage3/averaged.npz" \
-  --crop 256 --batch-size 4 --steps "${STAGE4_STEPS:-1500}" --lr 1e-4 --seed 11 --log-every 25 \
+  --crop 256 --batch-size 4 --steps 1250 --lr 1e-4 --seed 11 --log-every 25 \
   --loss-mask blend --faint-highlights 0.35 --faint-headroom 1.0 1.5 --over-boost-weight 3 \
   --over-boost-stops 1.0 --checkpoint-every 250 --val-every 500
 python scripts/average_checkpoints.py "$runs/default-stage4" "$runs/default-stage4/averaged.npz"
