@@ -17,7 +17,10 @@ def test_default_model_ships_with_provenance():
     assert path.is_file() and path.stat().st_size < 8 * 2**20
     w = load_weights("default")
     meta = w.metadata
-    assert w.width_factor == 0.125 and w.linearize == "gamma2.2" and w.blend == "per-channel"
+    assert w.width_factor == 0.125 and w.linearize == "gamma2.2" and w.blend == "consistent"
+    # stage 4: the do-no-harm recipe (README, "The embedded default model")
+    assert meta["over_boost_weight"] > 0 and meta["camera"]["faint_probability"] > 0
+    assert meta["loss_mask"] == "blend" and len(meta["averaged_steps"]) > 1
     assert meta["name"] == "default" and meta["step"] > 0 and isinstance(meta["seed"], int)
     assert meta["data"].endswith("hdr/train") and len(meta["git_commit"]) == 40
     assert "train_default_model.sh" in meta["retrain"]
