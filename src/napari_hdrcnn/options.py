@@ -76,7 +76,9 @@ class ReconstructOptions:
     blend: str | None = _option(
         None,
         "max: a pixel near white is replaced in all channels (the authors'); per-channel: "
-        "only its channels near white, the others stay as measured (default: the weight file's)",
+        "only its channels near white, the others stay as measured; consistent: per channel, "
+        "and the network's value is held within a code of every channel that did not clip "
+        "(default: the weight file's)",
         choices=BLENDS,
     )
     sizing: str = _option(
