@@ -1,4 +1,5 @@
-"""The TensorFlow model against the independent NumPy implementation of the spec."""
+"""Both engines (TensorFlow and OpenVINO) against the independent NumPy implementation of the
+spec."""
 
 from __future__ import annotations
 
@@ -17,24 +18,28 @@ def test_parameter_and_mac_counts_match_the_spec():
     assert macs_per_pixel(1.0) * 1024 * 768 / 1e9 == pytest.approx(363.3, abs=0.05)
 
 
+@pytest.mark.parametrize("engine", ["tensorflow", "openvino"])
 @pytest.mark.parametrize("shape", [(64, 64), (32, 96)])
-def test_model_matches_numpy_reference_in_log_domain(authors_weights_file, shape):
+def test_model_matches_numpy_reference_in_log_domain(authors_weights_file, shape, engine):
     weights = load_weights(authors_weights_file)
     rng = np.random.default_rng(3)
     x = rng.uniform(0, 1, (*shape, 3)).astype(np.float32)
     x[: shape[0] // 2, : shape[1] // 2] = 1.0  # a clipped quarter
-    ours = Reconstructor(weights, device="cpu").predict_log(x)
+    ours = Reconstructor(weights, device="cpu", engine=engine).predict_log(x)
     ref = forward_log(x, weights.tensors)
     assert np.abs(ref).max() > 0.5  # the comparison is not between two near-zero maps
     np.testing.assert_allclose(ours, ref, atol=1e-4, rtol=0)
 
 
-def test_final_blend_matches_reference_predictor_with_gamma(authors_weights_file):
+@pytest.mark.parametrize("engine", ["tensorflow", "openvino"])
+def test_final_blend_matches_reference_predictor_with_gamma(authors_weights_file, engine):
     weights = load_weights(authors_weights_file)
     rng = np.random.default_rng(4)
     img = (rng.uniform(0, 1, (32, 64, 3)) ** 0.3 * 255).astype(np.uint8)
     img[:8, :16] = 255
-    result = Reconstructor(weights, device="cpu").run(img, gamma=1.2, linearize="square")
+    result = Reconstructor(weights, device="cpu", engine=engine).run(
+        img, gamma=1.2, linearize="square"
+    )
     ref = forward_final(img / 255.0, weights.tensors, gamma=1.2)
     assert result.mask.max() == 1.0 and result.mask.min() == 0.0
     np.testing.assert_allclose(np.log(result.hdr + 1 / 255), np.log(ref + 1 / 255), atol=1e-4)
@@ -55,7 +60,7 @@ def test_one_blend_formula_for_numpy_tensorflow_and_the_training_preview():
     import tensorflow as tf
 
     from napari_hdrcnn.architecture import blend_alpha
-    from napari_hdrcnn.reconstruct import blend_mask
+    from napari_hdrcnn.pixels import blend_weight
     from napari_hdrcnn.training.loop import preview_image
     from napari_hdrcnn.training.losses import input_blend_mask
 
@@ -65,10 +70,10 @@ def test_one_blend_formula_for_numpy_tensorflow_and_the_training_preview():
     np.testing.assert_array_equal(tf_alpha, blend_alpha(level).astype(np.float32))
     x = np.random.default_rng(0).uniform(0.8, 1.0, (1, 4, 5, 3)).astype(np.float32)
     np.testing.assert_array_equal(
-        input_blend_mask(tf.constant(x)).numpy()[0, ..., 0], blend_mask(x[0])
+        input_blend_mask(tf.constant(x)).numpy()[0, ..., 0], blend_weight(x[0])[..., 0]
     )
     y_log = np.zeros((4, 5, 3), np.float32)
     panel = preview_image(x[0], x[0], y_log)[:, 10:]
-    alpha = blend_mask(x[0])[..., None]
+    alpha = blend_weight(x[0])
     expected = (1 - alpha) * x[0] ** 2.2 + alpha * (np.exp(y_log) - 1 / 255)
     np.testing.assert_allclose(panel, np.clip(expected * 0.25, 0, 1) ** (1 / 2.2), atol=1e-6)

@@ -20,6 +20,7 @@ def test_defaults_are_the_documented_ones():
     o = ReconstructOptions()
     assert (o.gamma, o.scaling, o.linearize, o.blend, o.sizing) == (1.0, 1.0, None, None, "native")
     assert (o.tile, o.overlap, o.memory_budget_mb, o.device) == (None, 64, 4096, "auto")
+    assert o.engine == "auto"
     with pytest.raises(dataclasses.FrozenInstanceError):
         o.gamma = 2.0
     for f in dataclasses.fields(o):
@@ -42,6 +43,8 @@ def test_defaults_are_the_documented_ones():
         ({"overlap": -1}, "overlap", "--overlap"),
         ({"memory_budget_mb": 0}, "memory_budget_mb", "--memory-budget"),
         ({"device": "tpu"}, "device", "--device"),
+        ({"engine": "torch"}, "engine", "--engine"),
+        ({"engine": "openvino", "device": "gpu"}, "engine", "--engine"),
     ],
 )
 def test_bad_values_name_the_option(fields, option, flag):
@@ -103,6 +106,8 @@ def test_cli_arguments_are_generated_from_the_fields():
         "per-channel",
         "--device",
         "cpu",
+        "--engine",
+        "tensorflow",
     )
     assert options.from_args(args) == ReconstructOptions(
         sizing="reference",
@@ -113,6 +118,7 @@ def test_cli_arguments_are_generated_from_the_fields():
         memory_budget_mb=512.0,
         blend="per-channel",
         device="cpu",
+        engine="tensorflow",
     )
     help_text = build_parser()._subparsers._group_actions[0].choices["predict"].format_help()
     for name in cli_predict.OPTIONS:
@@ -170,6 +176,13 @@ def test_the_widget_builds_its_options_object():
 
     assert _widget.HDRCNNWidget._run_options(_widget.DEFAULTS) == ReconstructOptions()
     settings = dict(_widget.DEFAULTS, sizing="reference", tile="128", device="cpu", gamma=1.3)
+    settings["engine"] = "tensorflow"
     assert _widget.HDRCNNWidget._run_options(settings) == ReconstructOptions(
-        sizing="reference", width=1024, height=768, tile=128, device="cpu", gamma=1.3
+        sizing="reference",
+        width=1024,
+        height=768,
+        tile=128,
+        device="cpu",
+        gamma=1.3,
+        engine="tensorflow",
     )

@@ -31,7 +31,7 @@ from psygnal import Signal
 
 from ._worker import Job, WorkerStopped, prewarm, shared_process
 from .io.atomic import atomic_write
-from .options import DEVICES, SIZINGS, ReconstructOptions
+from .options import DEVICES, ENGINES, SIZINGS, ReconstructOptions, help_text
 from .reconstruct import as_unit_rgb
 from .tonemap import display_range
 from .weights import VIDEO_WEIGHT_NAMES, available_weights, resolve
@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "ref_height": 768,
     "tile": "auto",
     "device": "auto",
+    "engine": "auto",
     "blend_mask": False,
 }
 
@@ -302,6 +303,13 @@ class HDRCNNWidget(Container):
                     choices=DEVICES,
                     value=s["device"] if s["device"] in DEVICES else "auto",
                 ),
+                ComboBox(
+                    name="engine",
+                    label="engine",
+                    choices=ENGINES,
+                    value=s["engine"] if s["engine"] in ENGINES else "auto",
+                    tooltip=help_text("engine"),
+                ),
                 CheckBox(
                     name="blend_mask", text="also add the blend mask layer", value=s["blend_mask"]
                 ),
@@ -330,7 +338,7 @@ class HDRCNNWidget(Container):
         )
         self._update_visibility()
         self._describe_input()
-        prewarm(self.device.value)  # TensorFlow loads while the user fills in the form
+        prewarm(self.device.value, self.engine.value)  # loads while the user fills in the form
 
     # -- form helpers ---------------------------------------------------------------------------
     def _image_layers(self, _widget=None) -> list[tuple[str, Any]]:
@@ -378,6 +386,7 @@ class HDRCNNWidget(Container):
             "ref_height": int(self.ref_height.value),
             "tile": self.tile.value,
             "device": self.device.value,
+            "engine": self.engine.value,
             "blend_mask": bool(self.blend_mask.value),
         }
 
@@ -397,6 +406,7 @@ class HDRCNNWidget(Container):
             "sizing": settings["sizing"],
             "tile": None if settings["tile"] == "auto" else int(settings["tile"]),
             "device": settings["device"],
+            "engine": settings["engine"],
         }
         if settings["sizing"] == "reference":
             options.update(width=settings["ref_width"], height=settings["ref_height"])
@@ -432,7 +442,7 @@ class HDRCNNWidget(Container):
             pass  # remembering settings is a convenience, never a reason to fail a run
 
         self._cancel_requested = False
-        self._process = shared_process(settings["device"])
+        self._process = shared_process(settings["device"], settings["engine"])
         collected: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._bars = RunProgress(len(frames))
         worker = create_worker(job_messages, self._process, job, _start_thread=False)

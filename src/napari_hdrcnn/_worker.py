@@ -1,10 +1,11 @@
-"""The TensorFlow side of the napari widget: a spawned process that owns a `Reconstructor`.
+"""The engine side of the napari widget: a spawned process that owns a `Reconstructor`.
 
 TensorFlow and napari's software OpenGL crash when loaded in one process, so the widget never
-imports TensorFlow: it sends jobs to this process over a pipe and reads progress and results
-back. The process is started with the `spawn` method, imports TensorFlow once and keeps the last
-model loaded, so later runs pay neither the import nor the model build. Cancel terminates it;
-the next run starts a fresh one.
+imports an engine: it sends jobs to this process over a pipe and reads progress and results
+back. The process is started with the `spawn` method for one device and engine, imports the
+engine once (OpenVINO on the CPU path: TensorFlow is not imported there at all) and keeps the
+last model loaded, so later runs pay neither the import nor the model build. Cancel terminates
+it; the next run starts a fresh one.
 
 Protocol (pickled tuples over one duplex `multiprocessing.Pipe`; only our own processes talk):
     parent -> child:  a `Job`, or None to stop
@@ -44,7 +45,7 @@ class WorkerStopped(Exception):
 @dataclass
 class Job:
     """Frames to reconstruct and the options of the reconstruction (the process's own device
-    replaces the options' device)."""
+    and engine replace the options')."""
 
     frames: np.ndarray  # (T, H, W[, C]): one image per frame
     weights: str  # a weight name or a file path
@@ -62,16 +63,21 @@ def _weights_key(weights: str) -> tuple:
         return (weights,)
 
 
-def _serve(conn, device: str) -> None:
-    """The child's main loop: import TensorFlow once, then run jobs until told to stop."""
+def _serve(conn, device: str, engine: str = "auto") -> None:
+    """The child's main loop: import the engine once, then run jobs until told to stop."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import importlib
+
+    from .engines import choose_engine
     from .reconstruct import Reconstructor, configure_device
 
     configure_device(device)  # before TensorFlow initialises
+    build = ReconstructOptions(device=device, engine=engine)
+    chosen = choose_engine(build)
     try:
-        import tensorflow  # noqa: F401  (warm up now rather than at the first run)
+        importlib.import_module(chosen)  # warm up now rather than at the first run
     except Exception as err:  # reported with the first job rather than lost
-        import_error = f"TensorFlow could not be imported: {err}"
+        import_error = f"{chosen} could not be imported: {err}"
     else:
         import_error = None
     conn.send(("ready", None))
@@ -90,9 +96,9 @@ def _serve(conn, device: str) -> None:
             key = _weights_key(job.weights)
             if loaded is None or loaded[0] != key:
                 loaded = None  # free the old model before loading the next
-                loaded = (key, Reconstructor(job.weights, device=device))
+                loaded = (key, Reconstructor(job.weights, build))
             reconstructor = loaded[1]
-            options = job.options.replace(device=device)
+            options = job.options.replace(**build.build_fields())
             n_frames = len(job.frames)
             for i, frame in enumerate(job.frames):
 
@@ -113,13 +119,14 @@ def _serve(conn, device: str) -> None:
 
 # -- the parent ------------------------------------------------------------------------------------
 class ReconstructionProcess:
-    """A warm worker process for one device; `run` streams a job's messages.
+    """A warm worker process for one device and engine; `run` streams a job's messages.
 
     Thread-safe: one job at a time; `cancel` may be called from any thread while `run` waits.
     """
 
-    def __init__(self, device: str = "auto"):
+    def __init__(self, device: str = "auto", engine: str = "auto"):
         self.device = device
+        self.engine = engine
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn = None
         self._run_lock = threading.Lock()
@@ -136,7 +143,7 @@ class ReconstructionProcess:
         return self._process is not None and self._process.is_alive()
 
     def start(self) -> None:
-        """Spawn the process if it is not running (TensorFlow loads in the background)."""
+        """Spawn the process if it is not running (the engine loads in the background)."""
         with self._state_lock:
             if self.is_alive():
                 return
@@ -145,8 +152,8 @@ class ReconstructionProcess:
             parent_end, child_end = ctx.Pipe(duplex=True)
             process = ctx.Process(
                 target=_serve,
-                args=(child_end, self.device),
-                name=f"napari-hdrcnn-worker-{self.device}",
+                args=(child_end, self.device, self.engine),
+                name=f"napari-hdrcnn-worker-{self.device}-{self.engine}",
                 daemon=True,
             )
             process.start()
@@ -227,30 +234,31 @@ class ReconstructionProcess:
         self._process = None
 
 
-_SHARED: dict[str, ReconstructionProcess] = {}
+_SHARED: dict[tuple[str, str], ReconstructionProcess] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_process(device: str = "auto") -> ReconstructionProcess:
-    """The warm process for `device`, shared by every widget (one per device: TensorFlow picks
-    its devices when imported, so a process cannot switch)."""
+def shared_process(device: str = "auto", engine: str = "auto") -> ReconstructionProcess:
+    """The warm process for `device` and `engine`, shared by every widget (one per pair:
+    TensorFlow picks its devices when imported, so a process cannot switch)."""
+    key = (device, engine)
     with _SHARED_LOCK:
-        if device not in _SHARED:
-            for other in list(_SHARED):  # one TensorFlow process at a time keeps memory low
+        if key not in _SHARED:
+            for other in list(_SHARED):  # one engine process at a time keeps memory low
                 _SHARED.pop(other).stop()
-            _SHARED[device] = ReconstructionProcess(device)
-        return _SHARED[device]
+            _SHARED[key] = ReconstructionProcess(device, engine)
+        return _SHARED[key]
 
 
-def prewarm(device: str = "auto") -> None:
-    """Start a worker for `device` unless one (for any device) is already running."""
+def prewarm(device: str = "auto", engine: str = "auto") -> None:
+    """Start a worker for `device` and `engine` unless one is already running."""
     with _SHARED_LOCK:
         if any(p.is_alive() for p in _SHARED.values()):
             return
-    shared_process(device).start()
+    shared_process(device, engine).start()
 
 
 def stop_shared_processes() -> None:
     with _SHARED_LOCK:
-        for device in list(_SHARED):
-            _SHARED.pop(device).stop()
+        for key in list(_SHARED):
+            _SHARED.pop(key).stop()

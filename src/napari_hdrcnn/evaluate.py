@@ -384,6 +384,7 @@ def versions() -> dict:
         "pillow",
         "tensorflow-cpu",
         "tensorflow",
+        "openvino",
         "OpenEXR",
     ):
         try:

@@ -20,12 +20,13 @@ from .weights import BLENDS, LINEARIZATIONS
 
 SIZINGS = ("native", "reference")
 DEVICES = ("auto", "cpu", "gpu")
+ENGINES = ("auto", "tensorflow", "openvino")  # what each is: napari_hdrcnn.engines
 DEFAULT_MEMORY_BUDGET_MB = 4096
 DEFAULT_OVERLAP = 64
 MULTIPLE = 32  # the network halves the image five times
 MIN_TILE = 2 * MULTIPLE
 # Set by the Reconstructor when it is built (TensorFlow picks its devices when it starts).
-BUILD_FIELDS = ("device",)
+BUILD_FIELDS = ("device", "engine")
 
 
 class OptionError(ValueError):
@@ -109,6 +110,12 @@ class ReconstructOptions:
         metavar="MIB",
     )
     device: str = _option("auto", "where the network runs", choices=DEVICES)
+    engine: str = _option(
+        "auto",
+        "what runs the network: openvino (the CPU engine), tensorflow (the GPU engine), or auto: "
+        "OpenVINO on the CPU, TensorFlow when a GPU is asked for or would be used",
+        choices=ENGINES,
+    )
 
     def __post_init__(self) -> None:
         _positive_number(self, "gamma")
@@ -135,6 +142,13 @@ class ReconstructOptions:
             raise OptionError("overlap", f"{{name}} must be an integer >= 0, got {self.overlap!r}")
         _positive_number(self, "memory_budget_mb")
         _choice(self, "device", DEVICES, "device")
+        _choice(self, "engine", ENGINES, "engine")
+        if self.engine == "openvino" and self.device == "gpu":
+            raise OptionError(
+                "engine",
+                "{name} openvino runs on the CPU; use device cpu or auto, or engine "
+                "tensorflow for the GPU",
+            )
 
     def replace(self, **changes) -> ReconstructOptions:
         """A copy with some fields changed (checked again); unknown names raise TypeError."""
@@ -152,7 +166,7 @@ class ReconstructOptions:
         return (options or cls()).replace(**fields)
 
     def build_fields(self) -> dict:
-        """The fields a Reconstructor is built with (device): not per frame."""
+        """The fields a Reconstructor is built with (device, engine): not per frame."""
         return {name: getattr(self, name) for name in BUILD_FIELDS}
 
 

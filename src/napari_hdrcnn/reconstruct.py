@@ -3,7 +3,8 @@
 Everything a face of the product needs (CLI, napari widget, scripts, workers) is here: input
 conversion, scaling and gamma as in the authors' predictor, the linearisation of the pixels the
 network does not replace, the two sizing modes, tiling with smooth blending under a memory
-budget, and progress/cancel callbacks. TensorFlow is imported only when a model is built.
+budget, and progress/cancel callbacks. The network runs on an engine (napari_hdrcnn.engines),
+imported only when the network is built; the pixel maths around it are napari_hdrcnn.pixels.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .architecture import LOG_EPS, blend_alpha
+from . import pixels
 from .options import MULTIPLE, ReconstructOptions
-from .weights import BLENDS, LINEARIZATIONS, Weights, load_weights
-
-MAX_HDR = np.float32(65504.0)  # the largest half float: EXR output stays finite
-MAX_LOG = np.float32(np.log(65504.0 + LOG_EPS))
+from .pixels import linearize as linearize_pixels  # noqa: F401  (training and tests use it)
+from .weights import Weights, load_weights
 
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -51,53 +50,7 @@ class Reconstruction:
     ldr: np.ndarray
 
 
-# -- pixel maths -----------------------------------------------------------------------------------
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-def linearize_pixels(x: np.ndarray, method: str) -> np.ndarray:
-    """Display-referred [0, 1] -> linear; every curve maps 1 to 1 so the blend stays seamless."""
-    if method == "square":
-        return np.square(x)
-    if method == "gamma2.2":
-        return np.power(x, np.float32(2.2))
-    if method == "srgb":
-        return srgb_to_linear(x)
-    raise ValueError(f"unknown linearisation {method!r}; one of {', '.join(LINEARIZATIONS)}")
-
-
-def blend_mask(x: np.ndarray, blend: str = "max") -> np.ndarray:
-    """alpha = clip((level - 1 + tau) / tau, 0, 1): 1 at clipping, 0 below 1 - tau.
-
-    blend "max" (the authors'): level = max_c x, shape (H, W); "per-channel": level = x,
-    shape (H, W, 3), so a channel below 1 - tau keeps its measured value.
-    """
-    if blend not in BLENDS:
-        raise ValueError(f"unknown blend {blend!r}; one of {', '.join(BLENDS)}")
-    level = x.max(axis=-1) if blend == "max" else x  # "consistent" blends per channel
-    return blend_alpha(level).astype(np.float32)
-
-
-MEASUREMENT_TOLERANCE = 1.0 / 255  # display units: 8-bit rounding plus a little noise
-
-
-def measured_bounds(x: np.ndarray, linearize: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per channel, the linear values a photo's pixels allow: (low, high), each like `x`.
-
-    A channel below white lies within `MEASUREMENT_TOLERANCE` of its display value, so its
-    linear value is bounded on both sides; a clipped channel (within half a code of white) is
-    at least white's lower edge and unbounded above. Holding the network to these bounds
-    (blend "consistent") removes any boost it gives pixels that did not clip, the harm a
-    reconstruction does where the highlights are only a little above white.
-    """
-    tol = np.float32(MEASUREMENT_TOLERANCE)
-    low = linearize_pixels(np.clip(x - tol, 0.0, 1.0), linearize)
-    high = linearize_pixels(np.clip(x + tol, 0.0, 1.0), linearize)
-    clipped = x >= np.float32(1.0 - 0.5 / 255)
-    return low, np.where(clipped, np.float32(np.inf), high).astype(np.float32)
-
-
+# -- input ---------------------------------------------------------------------------------------
 def as_unit_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """Any supported array -> (float32 RGB in [0, 1], alpha or None, was_grey).
 
@@ -131,10 +84,35 @@ def as_unit_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]
                 f"[{lo:.4g}, {hi:.4g}]; is it already HDR?"
             )
         x = np.clip(x, 0.0, 1.0)
-    channels = x.shape[-1]
-    alpha = x[..., -1].copy() if channels in (2, 4) else None
-    colour = x[..., :3] if channels >= 3 else np.repeat(x[..., :1], 3, axis=-1)
-    return np.ascontiguousarray(colour), alpha, channels <= 2
+    colour, alpha = _split_channels(x)
+    return colour, (alpha.copy() if alpha is not None else None), x.shape[-1] <= 2
+
+
+def _split_channels(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(H, W, 1-4) -> (RGB (H, W, 3), alpha or None): grey is repeated, alpha is the last."""
+    channels = a.shape[-1]
+    alpha = a[..., -1] if channels in (2, 4) else None
+    colour = a[..., :3] if channels >= 3 else np.repeat(a[..., :1], 3, axis=-1)
+    return np.ascontiguousarray(colour), alpha
+
+
+INTEGER_LEVELS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+def code_values(image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """For an 8- or 16-bit image: (its RGB codes (H, W, 3), the [0, 1] value of each code, as
+    as_unit_rgb computes it); None for floats. Curves of the values are then table look-ups."""
+    a = np.asarray(image)
+    top = INTEGER_LEVELS.get(a.dtype)
+    if top is None:
+        return None
+    codes, _ = _split_channels(a[..., None] if a.ndim == 2 else a)
+    return codes, np.arange(int(top) + 1, dtype=np.float32) / top
+
+
+def scaled(x: np.ndarray, scaling: float) -> np.ndarray:
+    """As the reference: scaling > 1 pushes near-white JPEG noise into clipping."""
+    return np.minimum(1.0, x * np.float32(scaling)) if scaling > 1.0 else x
 
 
 def reference_size(width: int, height: int) -> tuple[int, int]:
@@ -186,13 +164,19 @@ def reflect_pad(x: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:
 
 
 # -- tiling ---------------------------------------------------------------------------------------
-def bytes_per_pixel(width_factor: float) -> float:
-    """Peak working memory of one forward pass per input pixel (measured, with headroom)."""
+def bytes_per_pixel(width_factor: float, engine: str = "tensorflow") -> float:
+    """Peak working memory of one forward pass per input pixel, per engine (measured with
+    benchmarks/bench_predict.py --memory: OpenVINO about 1400 * width + 120 bytes, TensorFlow
+    about twice that at width 1; these add half again as headroom)."""
+    if engine == "openvino":
+        return 2100.0 * width_factor + 200.0
     return 3000.0 * width_factor + 200.0
 
 
-def tile_size_for_budget(width_factor: float, memory_budget_mb: float) -> int:
-    side = int(math.sqrt(memory_budget_mb * 2**20 / bytes_per_pixel(width_factor)))
+def tile_size_for_budget(
+    width_factor: float, memory_budget_mb: float, engine: str = "tensorflow"
+) -> int:
+    side = int(math.sqrt(memory_budget_mb * 2**20 / bytes_per_pixel(width_factor, engine)))
     return max(4 * MULTIPLE, side // MULTIPLE * MULTIPLE)
 
 
@@ -230,7 +214,8 @@ class Reconstructor:
     """A loaded model and the options of the reconstruction; reuse it for many frames.
 
     options (or its fields as keywords, `Reconstructor(w, device="cpu")`) are the defaults of
-    `run`; the device is chosen here, once, and every run uses it.
+    `run`; the device and the engine are chosen here, once, and every run uses them. The
+    network is built at the first frame (or `network()`).
     """
 
     def __init__(
@@ -242,7 +227,7 @@ class Reconstructor:
         self.options = ReconstructOptions.of(options, **fields)
         configure_device(self.options.device)
         self.weights = load_weights(weights)
-        self._model = None
+        self._network = None
         self._lock = threading.Lock()
 
     @property
@@ -253,34 +238,23 @@ class Reconstructor:
     def width_factor(self) -> float:
         return self.weights.width_factor
 
-    def _get_model(self):
+    def network(self):
+        """The network on its engine (built once): `predict_log`, the pixel steps, `engine`."""
         with self._lock:
-            if self._model is None:
-                import tensorflow as tf
+            if self._network is None:
+                from .engines import build_network
 
-                from .model import HDRCNN
+                self._network = build_network(self.weights, self.options)
+            return self._network
 
-                if self.device == "gpu" and not tf.config.list_physical_devices("GPU"):
-                    raise RuntimeError(
-                        "GPU requested but TensorFlow sees no GPU; use device "
-                        "'cpu' or install the 'gpu' extra"
-                    )
-                with tf.device(self._tf_device()):
-                    model = HDRCNN(self.weights.width_factor)
-                    model.set_weights(self.weights.tensors)
-                self._model = model
-            return self._model
-
-    def _tf_device(self) -> str:
-        return "/CPU:0" if self.device == "cpu" else ("/GPU:0" if self.device == "gpu" else "")
+    @property
+    def engine(self) -> str:
+        """The engine that runs the network ('openvino' or 'tensorflow'); builds it."""
+        return self.network().engine
 
     def predict_log(self, x: np.ndarray) -> np.ndarray:
         """Raw network output y_log for one (H, W, 3) image with H, W multiples of 32."""
-        import tensorflow as tf
-
-        model = self._get_model()
-        with tf.device(self._tf_device()):
-            return model.predict_log(x[None])[0]
+        return self.network().predict_log(x)
 
     def run(
         self,
@@ -310,53 +284,48 @@ class Reconstructor:
                 alpha_channel = reference_resize(alpha_channel[..., None], opts.width, opts.height)[
                     ..., 0
                 ]
-        if scaling > 1.0:  # as the reference: push near-white JPEG noise into clipping
-            x = np.minimum(1.0, x * np.float32(scaling))
-
-        x_net = np.power(x, np.float32(1.0 / gamma)) if gamma != 1.0 else x
-        y_log = self._predict_tiled(
-            x_net, opts.tile, opts.overlap, opts.memory_budget_mb, progress, cancelled
-        )
-
-        # The authors' blend, y = ((1 - a) L(x)^(1/g) + a n)^g: with L(x) = x^2 it is their
-        # f(x^(1/g))^g exactly, and pixels away from clipping stay L(x) for any gamma.
-        mask = blend_mask(x_net, blend)
-        if blend == "max":
-            mask = mask[..., None]
-        # Capped at the half-float maximum: an untrained or foreign model may overflow exp(),
-        # and 0 * inf in the blend would turn unreplaced pixels into NaN.
-        network = np.clip(np.exp(np.minimum(y_log, MAX_LOG)) - np.float32(LOG_EPS), 0.0, MAX_HDR)
-        lin = linearize_pixels(x, method)
-        if blend == "consistent":
-            low, high = measured_bounds(x, method)
-            if gamma != 1.0:  # the bounds, like the network's output, in the 1/gamma domain
-                low, high = (np.power(b, np.float32(1.0 / gamma)) for b in (low, high))
-            network = np.clip(network, low, high)
-        if gamma != 1.0:
-            lin = np.power(lin, np.float32(1.0 / gamma))
-        y = (1.0 - mask) * lin + mask * network
-        if gamma != 1.0:
-            y = np.power(np.maximum(y, 0.0), np.float32(gamma))
-        y = y.astype(np.float32)
+        x = scaled(x, scaling)
+        # 8/16-bit at their own size: the curves per code value, looked up (pixels.CodeTables)
+        codes = code_values(image) if opts.sizing == "native" else None
+        if codes is not None:
+            tables = pixels.CodeTables(scaled(codes[1], scaling), method, gamma)
+            x_net = np.take(tables.net, codes[0]) if gamma != 1.0 else x
+            lin = np.take(tables.lin, codes[0])
+        else:
+            x_net, lin = pixels.network_input(x, gamma), None
+        y_log = self.log_prediction(x_net, opts, progress, cancelled)
+        y, mask = pixels.blend_hdr(x, x_net, y_log, method, blend, gamma, lin)
 
         if was_grey:
-            hdr = y.mean(axis=-1)
+            hdr = y.mean(axis=-1, dtype=np.float32)
         else:
             hdr = y
         if alpha_channel is not None:
             hdr = np.concatenate(
                 [hdr if hdr.ndim == 3 else hdr[..., None], alpha_channel[..., None]], axis=-1
             )
-        # the share of each pixel taken from the network (its largest over channels)
-        return Reconstruction(hdr=hdr.astype(np.float32), mask=mask.max(axis=-1), ldr=x)
+        return Reconstruction(hdr=hdr, mask=mask, ldr=x)
 
-    def _predict_tiled(self, x, tile, overlap, memory_budget_mb, progress, cancelled):
+    def log_prediction(
+        self,
+        x: np.ndarray,
+        options: ReconstructOptions | None = None,
+        progress: ProgressCallback | None = None,
+        cancelled: CancelCheck | None = None,
+    ) -> np.ndarray:
+        """y_log for the network input x, float32 (H, W, 3) of any size: reflect-padded to a
+        multiple of 32, in tiles (options.tile, overlap, memory budget) blended in the log
+        domain."""
+        opts = options or self.options
+        tile, overlap = opts.tile, opts.overlap
         h, w = x.shape[:2]
         ph, pw = -h % MULTIPLE, -w % MULTIPLE
         xp = reflect_pad(x, ph, pw)
         H, W = xp.shape[:2]
         if tile is None:
-            tile = tile_size_for_budget(self.width_factor, memory_budget_mb)
+            tile = tile_size_for_budget(
+                self.width_factor, opts.memory_budget_mb, self.network().engine
+            )
         overlap = min(overlap, tile // 2)
         th, tw = min(tile, H), min(tile, W)
         ys, xs = tile_starts(H, th, overlap), tile_starts(W, tw, overlap)

@@ -8,7 +8,7 @@ import sys
 from .. import options as reconstruct_options
 
 # The reconstruction options this command takes (flags, defaults and help: napari_hdrcnn.options)
-OPTIONS = ("linearize", "blend", "device")
+OPTIONS = ("linearize", "blend", "device", "engine")
 
 
 def add_parser(sub) -> None:
@@ -87,6 +87,8 @@ def command_line(args) -> list[str]:
     cmd += [
         "--device",
         args.device,
+        "--engine",
+        args.engine,
         *(["--no-figures"] if args.no_figures else []),
         "--out",
         str(args.out),

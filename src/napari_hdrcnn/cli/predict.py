@@ -21,6 +21,7 @@ OPTIONS = (
     "overlap",
     "memory_budget_mb",
     "device",
+    "engine",
 )
 
 
@@ -122,6 +123,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from .. import frames, io
+    from ..engines import choose_engine
     from ..reconstruct import Reconstructor, configure_device
     from ..video_io import open_frames
     from ..weights import WeightFileError, load_weights
@@ -136,11 +138,13 @@ def run(args) -> int:
         else:
             reconstructor = Reconstructor(args.params, options)
             weights = reconstructor.weights
-    except (io.ImageReadError, WeightFileError, OSError, ValueError) as err:
+            reconstructor.network()  # an engine that cannot run is refused before any frame
+    except (io.ImageReadError, WeightFileError, OSError, ValueError, RuntimeError) as err:
         return _fail(str(err))
 
     out_dir = Path(args.out_dir)
     count = source.count
+    engine = reconstructor.engine if reconstructor is not None else choose_engine(options)
     where = (
         f"{args.workers} local worker(s)"
         if args.workers
@@ -151,7 +155,7 @@ def run(args) -> int:
     print(
         f"weights: {weights.source} (width factor {weights.width_factor:g}, linearise "
         f"{options.linearize or weights.linearize}, blend {options.blend or weights.blend}); "
-        f"sizing: {options.sizing}; "
+        f"sizing: {options.sizing}; engine: {engine}; "
         f"{count if count is not None else 'unknown number of'} frame(s) from "
         f"{source.kind} -> {out_dir}; on {where}",
         file=sys.stderr,
