@@ -29,7 +29,7 @@ from magicgui.widgets import (
 )
 from psygnal import Signal
 
-from ._worker import Job, WorkerStopped, prewarm, shared_process
+from ._worker import Failed, FrameResult, Job, Progress, Stopped, prewarm, shared_process
 from .io.atomic import atomic_write
 from .options import DEVICES, ENGINES, SIZINGS, ReconstructOptions, help_text
 from .reconstruct import as_unit_rgb
@@ -127,15 +127,6 @@ def check_frames(frames: np.ndarray, name: str) -> None:
 
 def installed_weight_names() -> list[str]:
     return [row["name"] for row in available_weights() if row["installed"]]
-
-
-def job_messages(process, job: Job):
-    """The job's messages; the process ending early becomes a last ("stopped", id, reason)
-    message rather than an exception, which napari would report as a crash."""
-    try:
-        yield from process.run(job)
-    except WorkerStopped as err:
-        yield ("stopped", job.job_id, str(err))
 
 
 # -- progress in napari's activity dock ----------------------------------------------------------
@@ -445,7 +436,7 @@ class HDRCNNWidget(Container):
         self._process = shared_process(settings["device"], settings["engine"])
         collected: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._bars = RunProgress(len(frames))
-        worker = create_worker(job_messages, self._process, job, _start_thread=False)
+        worker = create_worker(self._process.run, job, _start_thread=False)
         worker.yielded.connect(lambda msg: self._on_message(msg, collected))
         worker.returned.connect(
             lambda _: self._on_finished(layer, collected, len(frames), is_series, settings)
@@ -469,18 +460,18 @@ class HDRCNNWidget(Container):
         self.cancel_button.enabled = running
         self.status.value = text
 
-    def _on_message(self, msg: tuple, collected: dict):
-        kind = msg[0]
-        if kind == "progress" and self._bars is not None:
-            _, _, frame, n_frames, done, total = msg
-            self._bars.show_tiles(frame, n_frames, done, total)
-        elif kind == "frame":
-            _, _, frame, hdr, mask = msg
-            collected[frame] = (hdr, mask)
+    def _on_message(self, msg, collected: dict):
+        """One message of the worker protocol (`_worker`), on the UI thread."""
+        if isinstance(msg, Progress) and self._bars is not None:
+            self._bars.show_tiles(msg.frame, msg.n_frames, msg.tiles_done, msg.tiles_total)
+        elif isinstance(msg, FrameResult):
+            collected[msg.frame] = (msg.hdr, msg.mask)
             if self._bars is not None:
                 self._bars.show_frames(len(collected))
-        elif kind in ("error", "stopped"):
-            self._job_error = msg[2]
+        elif isinstance(msg, Failed):
+            self._job_error = msg.message
+        elif isinstance(msg, Stopped):
+            self._job_error = msg.reason
 
     def _finish(self, text: str):
         if self._bars is not None:

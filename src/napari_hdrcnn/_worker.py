@@ -1,31 +1,40 @@
-"""The engine side of the napari widget: a spawned process that owns a `Reconstructor`.
+"""The engine side of the napari widget: a `python -m napari_hdrcnn._worker` process that
+owns a `Reconstructor`.
 
 TensorFlow and napari's software OpenGL crash when loaded in one process, so the widget never
-imports an engine: it sends jobs to this process over a pipe and reads progress and results
-back. The process is started with the `spawn` method for one device and engine, imports the
-engine once (OpenVINO on the CPU path: TensorFlow is not imported there at all) and keeps the
-last model loaded, so later runs pay neither the import nor the model build. Cancel terminates
-it; the next run starts a fresh one.
+imports TensorFlow: it sends jobs to this process and reads progress and results back. The
+process is a program of its own, not a multiprocessing child: multiprocessing's `spawn`
+re-imports the parent's main module, so a user's plain script (no `if __name__ ==
+"__main__":`) would run again in the child, open a second viewer and crash the worker. The
+process is started for one device and engine, imports the engine once (OpenVINO on the CPU
+path: TensorFlow is not imported there at all) and keeps the last model loaded, so later runs
+pay neither the import nor the model build. Cancel terminates it; the next run starts a fresh one.
 
-Protocol (pickled tuples over one duplex `multiprocessing.Pipe`; only our own processes talk):
-    parent -> child:  a `Job`, or None to stop
-    child -> parent:  ("ready", None)
-                      ("progress", job_id, frame, n_frames, tiles_done, tiles_total)
-                      ("frame", job_id, frame, hdr, mask)
-                      ("done", job_id)
-                      ("error", job_id, message)
+Protocol: the message dataclasses below, pickled and framed by
+`multiprocessing.connection.Connection`, jobs over the child's stdin, messages back over its
+original stdout (the child points its fd 1 at stderr, so that a library printing to stdout
+cannot corrupt the stream). Only our own two processes talk.
+
+    parent -> child:  Job, or Stop
+    child -> parent:  Ready, then per job: Progress..., FrameResult per frame, Done or Failed
+    parent only:      Stopped, when the process ended during a job (cancel or crash)
 
 This module must stay importable without napari and without TensorFlow: the child imports it.
 """
 
 from __future__ import annotations
 
+import argparse
+import atexit
 import itertools
-import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 import numpy as np
 
@@ -33,15 +42,10 @@ from .options import ReconstructOptions
 
 POLL_SECONDS = 0.05
 STOP_TIMEOUT_SECONDS = 5.0
+MODULE = "napari_hdrcnn._worker"
 
 
-class WorkerStopped(Exception):
-    """The process ended while a job was running (cancelled, or it crashed).
-
-    Not a RuntimeError: superqt's thread workers swallow those as "aborted thread" instead of
-    emitting `errored`."""
-
-
+# -- messages --------------------------------------------------------------------------------------
 @dataclass
 class Job:
     """Frames to reconstruct and the options of the reconstruction (the process's own device
@@ -51,6 +55,81 @@ class Job:
     weights: str  # a weight name or a file path
     options: ReconstructOptions = field(default_factory=ReconstructOptions)
     job_id: int = 0
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Parent -> child: exit."""
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Child -> parent, once: TensorFlow is imported (or failed to, reported with each job)."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    job_id: int
+    frame: int  # 0-based
+    n_frames: int
+    tiles_done: int
+    tiles_total: int
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    job_id: int
+    frame: int  # 0-based
+    hdr: np.ndarray = field(repr=False)
+    mask: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Done:
+    job_id: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The job raised in the child; the process stays warm."""
+
+    job_id: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The process ended while the job ran: cancelled, or it crashed."""
+
+    job_id: int
+    reason: str
+
+
+FINAL_MESSAGES = (Done, Failed, Stopped)  # the last message of every job
+
+
+class _Channel:
+    """Framed pickles over two one-way pipes (a receiving and a sending file descriptor)."""
+
+    def __init__(self, read_fd: int, write_fd: int):
+        self._in = Connection(read_fd, writable=False)
+        self._out = Connection(write_fd, readable=False)
+
+    def send(self, message) -> None:
+        self._out.send(message)
+
+    def recv(self):
+        return self._in.recv()
+
+    def poll(self, timeout: float) -> bool:
+        return self._in.poll(timeout)
+
+    def close(self) -> None:
+        for conn in (self._in, self._out):
+            try:
+                conn.close()
+            except OSError:
+                pass
 
 
 # -- the child -------------------------------------------------------------------------------------
@@ -63,9 +142,8 @@ def _weights_key(weights: str) -> tuple:
         return (weights,)
 
 
-def _serve(conn, device: str, engine: str = "auto") -> None:
+def _serve(channel: _Channel, device: str, engine: str = "auto") -> None:
     """The child's main loop: import the engine once, then run jobs until told to stop."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import importlib
 
     from .engines import choose_engine
@@ -80,15 +158,15 @@ def _serve(conn, device: str, engine: str = "auto") -> None:
         import_error = f"{chosen} could not be imported: {err}"
     else:
         import_error = None
-    conn.send(("ready", None))
+    channel.send(Ready())
 
     loaded: tuple[tuple, Reconstructor] | None = None  # keep one model: memory stays bounded
     while True:
         try:
-            job = conn.recv()
+            job = channel.recv()
         except (EOFError, OSError):  # the parent went away
             return
-        if job is None:
+        if not isinstance(job, Job):
             return
         try:
             if import_error:
@@ -103,21 +181,52 @@ def _serve(conn, device: str, engine: str = "auto") -> None:
             for i, frame in enumerate(job.frames):
 
                 def progress(done, total, i=i, job_id=job.job_id, n_frames=n_frames):
-                    conn.send(("progress", job_id, i, n_frames, done, total))
+                    channel.send(Progress(job_id, i, n_frames, done, total))
 
                 result = reconstructor.run(frame, options, progress=progress)
-                conn.send(("frame", job.job_id, i, result.hdr, result.mask))
-            conn.send(("done", job.job_id))
+                channel.send(FrameResult(job.job_id, i, result.hdr, result.mask))
+            channel.send(Done(job.job_id))
         except (BrokenPipeError, EOFError):
             return
         except Exception as err:
             try:
-                conn.send(("error", job.job_id, f"{type(err).__name__}: {err}"))
-            except (BrokenPipeError, OSError):
+                channel.send(Failed(job.job_id, f"{type(err).__name__}: {err}"))
+            except OSError:
                 return
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The child's entry point: `python -m napari_hdrcnn._worker --device auto --engine auto`."""
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--engine", default="auto")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Keep the protocol's pipes to ourselves: fd 0 and 1 become /dev/null and stderr, so
+    # nothing else reads a job or writes into the message stream.
+    read_fd, write_fd = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    _serve(_Channel(read_fd, write_fd), args.device, args.engine)
+    return 0
+
+
 # -- the parent ------------------------------------------------------------------------------------
+def worker_command(device: str, engine: str = "auto") -> list[str]:
+    return [sys.executable, "-m", MODULE, "--device", device, "--engine", engine]
+
+
+def _worker_environment() -> dict[str, str]:
+    """The child imports this very copy of the package, whatever put it on our sys.path."""
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
 class ReconstructionProcess:
     """A warm worker process for one device and engine; `run` streams a job's messages.
 
@@ -127,8 +236,8 @@ class ReconstructionProcess:
     def __init__(self, device: str = "auto", engine: str = "auto"):
         self.device = device
         self.engine = engine
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._conn = None
+        self._process: subprocess.Popen | None = None
+        self._channel: _Channel | None = None
         self._run_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._job_ids = itertools.count(1)
@@ -140,64 +249,70 @@ class ReconstructionProcess:
         return self._process.pid if self._process is not None else None
 
     def is_alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+        return self._process is not None and self._process.poll() is None
 
     def start(self) -> None:
-        """Spawn the process if it is not running (the engine loads in the background)."""
+        """Start the process if it is not running (the engine loads in the background)."""
         with self._state_lock:
             if self.is_alive():
                 return
             self._close_locked()
-            ctx = multiprocessing.get_context("spawn")
-            parent_end, child_end = ctx.Pipe(duplex=True)
-            process = ctx.Process(
-                target=_serve,
-                args=(child_end, self.device, self.engine),
-                name=f"napari-hdrcnn-worker-{self.device}-{self.engine}",
-                daemon=True,
+            process = subprocess.Popen(
+                worker_command(self.device, self.engine),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=_worker_environment(),
             )
-            process.start()
-            child_end.close()  # only the child holds it now: its death shows up as EOF here
-            self._process, self._conn = process, parent_end
+            # our own copies of the pipe ends; the child holds the others, so its end shows
+            # up here as EOF
+            channel = _Channel(os.dup(process.stdout.fileno()), os.dup(process.stdin.fileno()))
+            process.stdout.close()
+            process.stdin.close()
+            self._process, self._channel = process, channel
 
-    def run(self, job: Job) -> Iterator[tuple]:
-        """Send `job`; yield its progress, frame, done or error messages, ending at done/error.
-
-        Raises WorkerStopped when the process ends first (after `cancel`, or a crash).
-        """
+    def run(self, job: Job) -> Iterator:
+        """Send `job`; yield its messages, ending with a Done, Failed or Stopped message
+        (Stopped: the process ended first, after `cancel` or a crash)."""
         with self._run_lock:
             self.start()
             job.job_id = next(self._job_ids)
             self._current_job = job.job_id
-            conn, process = self._conn, self._process
+            channel, process = self._channel, self._process
             try:
                 try:
-                    conn.send(job)
-                except (OSError, EOFError) as err:
-                    raise self._stopped(job.job_id, process) from err
+                    channel.send(job)
+                except (OSError, EOFError):
+                    yield self._stopped(job.job_id, process)
+                    return
                 while True:
                     try:
-                        ready = conn.poll(POLL_SECONDS)
-                        msg = conn.recv() if ready else None
-                    except (OSError, EOFError) as err:
-                        raise self._stopped(job.job_id, process) from err
+                        msg = channel.recv() if channel.poll(POLL_SECONDS) else None
+                    except (OSError, EOFError):
+                        yield self._stopped(job.job_id, process)
+                        return
                     if msg is None:
-                        if not process.is_alive():
-                            raise self._stopped(job.job_id, process)
+                        if process.poll() is not None:
+                            yield self._stopped(job.job_id, process)
+                            return
                         continue
-                    if msg[0] == "ready" or msg[1] != job.job_id:
-                        continue
+                    if getattr(msg, "job_id", None) != job.job_id:
+                        continue  # Ready, or a message of an earlier job
                     yield msg
-                    if msg[0] in ("done", "error"):
+                    if isinstance(msg, FINAL_MESSAGES):
                         return
             finally:
                 self._current_job = None
 
-    def _stopped(self, job_id: int, process) -> WorkerStopped:
+    def _stopped(self, job_id: int, process: subprocess.Popen) -> Stopped:
         if job_id in self._cancelled_jobs:
-            return WorkerStopped("cancelled")
-        code = process.exitcode if process is not None else None
-        return WorkerStopped(f"the reconstruction process stopped unexpectedly (exit code {code})")
+            return Stopped(job_id, "cancelled")
+        try:
+            code = process.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            code = None
+        return Stopped(
+            job_id, f"the reconstruction process stopped unexpectedly (exit code {code})"
+        )
 
     def cancel(self) -> None:
         """Stop the running job now by ending the process; the next run starts a fresh one."""
@@ -206,31 +321,35 @@ class ReconstructionProcess:
         self.terminate()
 
     def terminate(self) -> None:
+        """End the process and reap it. The pipes stay open until the next start, so that a
+        `run` waiting on them sees the end of the stream rather than a closed handle."""
         with self._state_lock:
             process = self._process
-            if process is not None and process.is_alive():
+            if process is not None and process.poll() is None:
                 process.terminate()
-                process.join(STOP_TIMEOUT_SECONDS)
-                if process.is_alive():
+                try:
+                    process.wait(STOP_TIMEOUT_SECONDS)
+                except subprocess.TimeoutExpired:
                     process.kill()
-                    process.join(STOP_TIMEOUT_SECONDS)
-            self._close_locked()
+                    process.wait(STOP_TIMEOUT_SECONDS)
 
     def stop(self) -> None:
         """Ask the process to exit, then make sure it did."""
         with self._state_lock:
-            if self._conn is not None and self.is_alive():
+            if self._channel is not None and self.is_alive():
                 try:
-                    self._conn.send(None)
-                except OSError:
+                    self._channel.send(Stop())
+                    self._process.wait(STOP_TIMEOUT_SECONDS)
+                except (OSError, subprocess.TimeoutExpired):
                     pass
-                self._process.join(STOP_TIMEOUT_SECONDS)
         self.terminate()
+        with self._state_lock:
+            self._close_locked()
 
     def _close_locked(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = None
+        if self._channel is not None:
+            self._channel.close()
+        self._channel = None
         self._process = None
 
 
@@ -262,3 +381,13 @@ def stop_shared_processes() -> None:
     with _SHARED_LOCK:
         for key in list(_SHARED):
             _SHARED.pop(key).stop()
+
+
+atexit.register(stop_shared_processes)  # a worker never outlives the viewer's process
+
+if __name__ == "__main__":
+    # Serve from the importable module, not from this `__main__` copy: the pickled messages
+    # must name napari_hdrcnn._worker's classes, which the parent can resolve.
+    from napari_hdrcnn._worker import main as _main
+
+    sys.exit(_main())

@@ -214,6 +214,8 @@ def test_reference_sizing_gives_the_requested_size(
 
 # Last in the module: it ends the warm worker the other tests share.
 def test_cancel_leaves_no_layer_and_no_process(make_napari_viewer, qtbot, small_weights_file):
+    from napari_hdrcnn._worker import Done, Progress
+
     viewer = make_napari_viewer()
     rng = np.random.default_rng(0)
     big = (rng.random((640, 640, 3)) * 255).astype(np.uint8)  # hundreds of 64-pixel tiles
@@ -226,7 +228,8 @@ def test_cancel_leaves_no_layer_and_no_process(make_napari_viewer, qtbot, small_
     worker = widget.run()
     worker.yielded.connect(messages.append)
     qtbot.waitUntil(
-        lambda: any(m[0] == "progress" and m[4] >= 1 for m in messages), timeout=RUN_TIMEOUT_MS
+        lambda: any(isinstance(m, Progress) and m.tiles_done >= 1 for m in messages),
+        timeout=RUN_TIMEOUT_MS,
     )
     process = widget._process
     pid = process.pid
@@ -236,10 +239,9 @@ def test_cancel_leaves_no_layer_and_no_process(make_napari_viewer, qtbot, small_
     assert results == [None]
     assert [lay.name for lay in viewer.layers] == ["big"]
     assert "cancelled" in widget.status.value and widget.run_button.enabled
-    assert not any(m[0] == "done" for m in messages)  # it stopped in the middle
+    assert not any(isinstance(m, Done) for m in messages)  # it stopped in the middle
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # ended and reaped: no stray process
-    assert pid not in [p.pid for p in multiprocessing.active_children()]
 
     # the next run starts a fresh worker and works
     widget.image.value = viewer.add_image(big[:64, :96], name="small", rgb=True)
