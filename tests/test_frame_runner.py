@@ -149,6 +149,58 @@ def test_output_spec_and_stale_temp_files(tmp_path):
     assert _hidden(tmp_path) == [".notes.txt.a.tmp"]  # not ours: left alone
 
 
+def _photos(folder: Path, names: list[str]) -> Path:
+    folder.mkdir()
+    for t, name in enumerate(names):
+        Image.fromarray(_clip(t)).save(folder / name)
+    return folder
+
+
+def test_input_stems_are_distinct_and_the_same_every_time():
+    paths = [Path(n) for n in ("a/photo.jpg", "a/photo.png", "a/photo_jpg.tif", "a/sky.png")]
+    stems, notes = frames.input_stems(paths)
+    assert stems == ("photo_jpg_2", "photo_png", "photo_jpg", "sky")
+    assert len(set(stems)) == len(stems) and frames.input_stems(paths)[0] == stems
+    assert notes == [
+        "inputs share the stem 'photo': photo.jpg -> photo_jpg_2_out.exr, "
+        "photo.png -> photo_png_out.exr"
+    ]
+    assert frames.input_stems([Path("x.png")]) == (("x",), [])
+
+
+def test_names_input_keeps_the_input_names_and_resumes(tmp_path, small_weights_file, capsys):
+    src = _photos(tmp_path / "photos", ["beach.png", "sunset.png", "sunset.jpg"])
+    out = tmp_path / "out"
+    args = ["predict", "--params", str(small_weights_file), "--im_dir", str(src)]
+    args += ["--out_dir", str(out), "--no-progress", "--device", "cpu", "--names", "input"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "warning: inputs share the stem 'sunset'" in err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{stem}{suffix}"
+        for stem in ("beach", "sunset_png", "sunset_jpg")
+        for suffix in ("_out.exr", "_in.png", "_out.png")
+    )
+    header = io.read_exr(out / "sunset_jpg_out.exr").header
+    assert header["hdrcnn_source"] == "sunset.jpg"
+    (out / "beach_out.png").unlink()
+    assert main(args) == 0  # resume: only beach is redone
+    assert "1 of 3 frame(s) reconstructed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(args[:-1] + ["files"])  # argparse refuses other namings (exit 2)
+
+
+def test_names_input_for_a_video_prefixes_the_frame_number(video, small_weights_file, tmp_path):
+    report = frames.run_sequence(
+        open_frames(video), tmp_path, weights=small_weights_file, device="cpu", names="input"
+    )
+    assert report.done == N_FRAMES
+    assert sorted(p.name for p in tmp_path.glob("*.exr"))[:2] == [
+        "clip_000001_out.exr",
+        "clip_000002_out.exr",
+    ]
+
+
 def test_preview_video_path_stays_in_the_output_folder_unless_absolute(tmp_path):
     assert frames.preview_video_path("p.mp4", tmp_path) == tmp_path / "p.mp4"
     assert frames.preview_video_path("sub/p.mp4", tmp_path) == tmp_path / "sub" / "p.mp4"
@@ -252,6 +304,24 @@ def test_cluster_reports_a_bad_frame_and_writes_the_others(cluster, tmp_path, sm
         "000003_out.png",
     ]
     assert "1 failed frame(s) left out" in report.stability_note
+
+
+def test_cluster_writes_input_names_and_resumes(cluster, tmp_path, small_weights_file):
+    src = _photos(tmp_path / "photos", ["a.png", "a.jpg", "b.png"])
+    out = tmp_path / "out"
+    run = dict(weights=small_weights_file, device="cpu", client=cluster, names="input")
+    with pytest.warns(UserWarning, match="share the stem 'a'"):
+        report = frames.run_sequence(open_frames(src), out, **run)
+    assert report.done == 3
+    assert sorted(p.name for p in out.glob("*.exr")) == [
+        "a_jpg_out.exr",
+        "a_png_out.exr",
+        "b_out.exr",
+    ]
+    (out / "b_out.exr").unlink()
+    with pytest.warns(UserWarning):
+        again = frames.run_sequence(open_frames(src), out, **run)
+    assert (again.done, again.skipped) == (1, 2) and (out / "b_out.exr").is_file()
 
 
 def test_reconstruct_stack_on_the_cluster_matches_the_plain_loop(cluster, clip, small_weights_file):

@@ -24,7 +24,7 @@ from .reconstruct import InputImageError
 
 OUTPUT_SUFFIXES = ("_out.exr", "_in.png", "_out.png")
 # A temp file atomic_output leaves behind when its process is killed mid-write.
-_STALE_TEMP = re.compile(r"^\.\d{6}(?:_out\.exr|_in\.png|_out\.png)\..+\.tmp$")
+_STALE_TEMP = re.compile(r"^\..+(?:_out\.exr|_in\.png|_out\.png)\.[^.]+\.tmp$")
 # Errors that come from the frame itself: retrying them elsewhere cannot help.
 FRAME_ERRORS = (io.ImageReadError, InputImageError, ValueError)
 
@@ -41,13 +41,20 @@ class OutputSpec:
     exr_dtype: str = "half"
     compression: str = "zip"
     weights_name: str = ""  # recorded in each EXR header
+    stems: tuple[str, ...] = ()  # names="input": frame k's file stem is stems[k - 1]
+    stem_prefix: str = ""  # before {k:06d} when there are no stems (a video's name)
+
+    def stem(self, number: int) -> str:
+        if self.stems:
+            return self.stems[number - 1]
+        return f"{self.stem_prefix}{number:06d}"
 
     def exr_path(self, number: int) -> Path:
-        return self.out_dir / f"{number:06d}_out.exr"
+        return self.out_dir / f"{self.stem(number)}_out.exr"
 
     def paths(self, number: int) -> list[Path]:
         names = OUTPUT_SUFFIXES if self.previews else OUTPUT_SUFFIXES[:1]
-        return [self.out_dir / f"{number:06d}{s}" for s in names]
+        return [self.out_dir / f"{self.stem(number)}{s}" for s in names]
 
     def is_done(self, number: int) -> bool:
         """All of the frame's outputs exist (each was written whole, atomically)."""
@@ -89,7 +96,7 @@ def reconstruct_frame(
     result = reconstructor.run(image, options, progress=progress)
     if spec is None:
         return result.hdr
-    stem = spec.out_dir / f"{number:06d}"
+    stem = spec.out_dir / spec.stem(number)
     if spec.previews:
         io.write_png(f"{stem}_in.png", exposure_preview(result.ldr, linear=False))
         io.write_png(f"{stem}_out.png", exposure_preview(result.hdr[..., :3]))

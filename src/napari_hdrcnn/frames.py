@@ -1,10 +1,10 @@
 """Reconstructing sequences of frames: a video, an image sequence, a folder, or an array stack.
 
 One frame is one job (`frame_jobs`): read (or take) its pixels, reconstruct, write
-`{k:06d}_out.exr` (k is the 1-based frame number) and, where asked, the `_in.png`/`_out.png`
-previews. The job runs on one of two backends behind one signature: `frame_jobs.PlainBackend`
-(this process) or `dask_runner.ClusterBackend` (a Dask cluster); both give the same files bit
-for bit.
+`{k:06d}_out.exr` (k is the 1-based frame number; with `names="input"`, the input's own stem:
+`photo_out.exr`) and, where asked, the `_in.png`/`_out.png` previews. The job runs on one of
+two backends behind one signature: `frame_jobs.PlainBackend` (this process) or
+`dask_runner.ClusterBackend` (a Dask cluster); both give the same files bit for bit.
 
 Both hand back `FrameOutcome`s in frame order with a bounded number of frames in flight,
 so memory does not grow with the length of a video. `run_sequence` consumes them: progress,
@@ -19,9 +19,11 @@ where it stopped. A frame that fails is reported and the others go on.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,9 @@ from .reconstruct import InputImageError
 from .weights import AUTHORS_FILES, Weights, load_weights
 
 DEFAULT_PREVIEW_FPS = 25.0
+# How output files are named: "number" {k:06d} (the reference release's), "input" the input's
+# own stem (a video's frames: {video stem}_{k:06d})
+NAMINGS = ("number", "input")
 
 
 # -- a whole sequence -----------------------------------------------------------------------------
@@ -103,6 +108,52 @@ def _rgb(a: np.ndarray) -> np.ndarray:
     return a[..., :3] if a.shape[-1] >= 3 else np.repeat(a[..., :1], 3, axis=-1)
 
 
+def input_stems(paths: Iterable[Path]) -> tuple[tuple[str, ...], list[str]]:
+    """Distinct output stems from input file names, and a warning per stem they share.
+
+    `photo.jpg` -> `photo`; inputs sharing a stem (`photo.jpg`, `photo.png`) get their
+    extension added (`photo_jpg`, `photo_png`), and a number where that is still taken. The
+    same inputs always give the same stems, so a resumed run finds its outputs."""
+    paths = [Path(p) for p in paths]
+    shared: dict[str, list[Path]] = {}
+    for p in paths:
+        shared.setdefault(p.stem, []).append(p)
+    taken = {stem for stem, group in shared.items() if len(group) == 1}
+    stems, notes = [], []
+    for p in paths:
+        stem = p.stem
+        if len(shared[stem]) > 1:
+            base = f"{stem}_{p.suffix.lstrip('.')}" if p.suffix else stem
+            stem, n = base, 1
+            while stem in taken:
+                n += 1
+                stem = f"{base}_{n}"
+            taken.add(stem)
+        stems.append(stem)
+    for stem, group in shared.items():
+        if len(group) > 1:
+            named = ", ".join(f"{p.name} -> {stems[paths.index(p)]}_out.exr" for p in group)
+            notes.append(f"inputs share the stem '{stem}': {named}")
+    return tuple(stems), notes
+
+
+def output_spec(
+    source, out_dir: Path, names: str = "number", **spec_options
+) -> tuple[OutputSpec, list[str]]:
+    """The OutputSpec for `source` under the naming `names` (see NAMINGS), and warnings."""
+    if names not in NAMINGS:
+        raise ValueError(f"names must be one of {', '.join(NAMINGS)}, got {names!r}")
+    if names == "number":
+        return OutputSpec(out_dir, **spec_options), []
+    if getattr(source, "kind", None) == "video":
+        return OutputSpec(out_dir, stem_prefix=f"{Path(source.path).stem}_", **spec_options), []
+    frames = list(source)
+    if any(getattr(f, "path", None) is None for f in frames):
+        raise ValueError("names='input' needs image files (frames with a path) or a video")
+    stems, notes = input_stems(f.path for f in frames)
+    return OutputSpec(out_dir, stems=stems, **spec_options), notes
+
+
 def run_sequence(
     source,
     out_dir: str | os.PathLike,
@@ -115,9 +166,11 @@ def run_sequence(
     overwrite: bool = False,
     preview_video: str | os.PathLike | None = None,
     fps: float | None = None,
+    names: str = "number",
     client=None,
     window: int | None = None,
     on_outcome: Callable[[FrameOutcome], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
     tile_progress: TileProgress | None = None,
     reconstructor=None,
     measure_stability: bool = True,
@@ -128,6 +181,9 @@ def run_sequence(
     options:       the ReconstructOptions (checked here, before any frame is read).
     previews:      write the PNG previews; None: for image sequences yes, for videos no.
     preview_video: also write a tone-mapped preview video (relative: inside out_dir).
+    names:         "number" ({k:06d}_out.exr) or "input" (photo.jpg -> photo_out.exr; a
+                   video's frames {video stem}_{k:06d}); inputs sharing a stem get distinct
+                   names and a warning (`on_warning`, default `warnings.warn`).
     client:        a dask.distributed Client: frames are spread over its workers.
     window:        frames in flight on the cluster (default 2 per worker).
     on_outcome:    called with each FrameOutcome, in frame order (progress, printing).
@@ -138,19 +194,23 @@ def run_sequence(
 
     options = ReconstructOptions.of(options)
     out_dir = Path(out_dir).absolute()  # workers may not share this process's folder
+    if previews is None:
+        previews = getattr(source, "kind", "images") != "video"
+    spec, naming_warnings = output_spec(
+        source,
+        out_dir,
+        names,
+        previews=previews,
+        exr_dtype=exr_dtype,
+        compression=compression,
+    )
+    for message in naming_warnings:
+        (on_warning or _warn)(message)
     out_dir.mkdir(parents=True, exist_ok=True)
     if reconstructor is None and client is None:
         reconstructor = Reconstructor(weights, options)
     loaded = reconstructor.weights if reconstructor is not None else load_weights(weights)
-    if previews is None:
-        previews = getattr(source, "kind", "images") != "video"
-    spec = OutputSpec(
-        out_dir,
-        previews=previews,
-        exr_dtype=exr_dtype,
-        compression=compression,
-        weights_name=Path(loaded.source).name,
-    )
+    spec = dataclasses.replace(spec, weights_name=Path(loaded.source).name)
     report = SequenceReport(stale_temps_removed=remove_stale_temps(out_dir))
 
     if client is None:
@@ -189,6 +249,10 @@ def run_sequence(
     report.stability, report.stability_note = figures.result(len(report.failed))
     report.preview_video_note = figures.video_note
     return report
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 class _OrderedFigures:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .. import options as reconstruct_options
+from ..frames import NAMINGS
 from ..weights import WEIGHT_NAMES
 
 # The reconstruction options this command takes (their flags, defaults and help come from
@@ -65,6 +66,14 @@ def add_parser(sub) -> None:
         help="pixel type of the EXR output",
     )
     p.add_argument("--compression", default="zip", help="EXR compression")
+    p.add_argument(
+        "--names",
+        choices=NAMINGS,
+        default="number",
+        help="output file names: number ({k:06d}_out.exr, as the reference release) or input "
+        "(photo.jpg -> photo_out.exr, photo_in.png, photo_out.png; a video's frames "
+        "{video}_{k:06d}; inputs sharing a stem get distinct names and a warning)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     v = p.add_argument_group("video and sequences")
     v.add_argument(
@@ -224,7 +233,9 @@ def _run_sequence(
         overwrite=args.overwrite,
         preview_video=args.preview_video,
         fps=args.fps,
+        names=args.names,
         on_outcome=on_outcome,
+        on_warning=lambda message: print(f"hdrcnn predict: warning: {message}", file=sys.stderr),
         measure_stability=measure_stability,
     )
     if args.workers is None and args.scheduler is None:
