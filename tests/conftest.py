@@ -23,7 +23,7 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     """Skip slow tests unless asked; keep GUI tests apart from TensorFlow.
 
-    TensorFlow and napari's OpenGL (llvmpipe) crash in one process (napari-notes.md), so a
+    TensorFlow and napari's software OpenGL (llvmpipe) crash in one process, so a
     session may hold GUI tests or the others, never both.
     """
     if not config.getoption("--run-slow"):

@@ -527,7 +527,7 @@ def _mean_log_change(frames: np.ndarray, floor_fraction: float) -> float:
 def temporal_stability(
     outputs: np.ndarray, comparison: np.ndarray, floor_fraction: float = 1e-3
 ) -> TemporalStability:
-    """Temporal stability of a reconstructed sequence (evaluation.md, "Temporal stability").
+    """Temporal stability of a reconstructed sequence (docs/evaluation.md, section 9).
 
     outputs:    (T, H, W, 3) linear reconstructions of consecutive frames.
     comparison: the reference HDR sequence, or the input sequence (uint8/uint16 LDR frames are

@@ -16,8 +16,9 @@ def add_parser(sub) -> None:
         "evaluate",
         help="score weight files by the SI-HDR protocol",
         description="Make 8-bit test inputs from reference HDR images with the protocol's "
-        "camera (docs/evaluation.md), reconstruct them with each weight file and the "
-        "ldr_linear baseline, and write per_image.csv, summary.csv (mean and 95 % confidence "
+        "camera (docs/evaluation.md in the project's repository describes the protocol), "
+        "reconstruct them with each weight file and the ldr_linear baseline, and write "
+        "per_image.csv, summary.csv (mean and 95 % confidence "
         "interval per method and clip level), settings.json, inputs/ and figures/ to --out.",
     )
     p.add_argument(

@@ -31,7 +31,8 @@ class CameraSettings:
     max_pitch: float = 30.0  # panorama views, degrees up or down
     clip_fraction: tuple[float, float] = (0.05, 0.15)  # of pixels saturated in the input
     # Faint highlights: a share of samples is exposed so that the view's brightest pixel is only
-    # `faint_headroom` times white; the network must learn not to boost those (evaluation.md).
+    # `faint_headroom` times white; the network must learn not to boost those (README, stage 3
+    # of the default model).
     faint_probability: float = 0.0
     faint_headroom: tuple[float, float] = (1.0, 1.3)
     curve: str = "sigmoid"  # sigmoid | gamma | mixed (half each)
