@@ -210,6 +210,34 @@ def configure_device(device: str) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
 
 
+class DeviceError(ValueError):
+    """The device asked for is not there: a bad choice for this machine, refused up front."""
+
+
+def require_device(device: str) -> None:
+    """Refuse 'gpu' when TensorFlow sees no GPU, saying why, before any work starts ('auto'
+    falls back to the CPU by itself). Imports TensorFlow, for 'gpu' only; call it after
+    `configure_device`."""
+    configure_device(device)
+    if device != "gpu":
+        return
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return
+    if tf.test.is_built_with_cuda():
+        why = "no usable NVIDIA GPU or driver (see nvidia-smi; CUDA_VISIBLE_DEVICES hides GPUs)"
+    else:
+        why = (
+            "the installed TensorFlow has no CUDA support (on Linux: "
+            "pip install 'napari-hdrcnn[gpu]')"
+        )
+    raise DeviceError(
+        f"TensorFlow sees no GPU: {why}; use 'auto' (the GPU when there is one, else the "
+        "CPU) or 'cpu'"
+    )
+
+
 class Reconstructor:
     """A loaded model and the options of the reconstruction; reuse it for many frames.
 
@@ -225,7 +253,7 @@ class Reconstructor:
         **fields,
     ):
         self.options = ReconstructOptions.of(options, **fields)
-        configure_device(self.options.device)
+        require_device(self.options.device)
         self.weights = load_weights(weights)
         self._network = None
         self._lock = threading.Lock()

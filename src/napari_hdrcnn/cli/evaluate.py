@@ -102,7 +102,7 @@ def run(args) -> int:
 
     from .. import evaluate
     from ..io import ImageReadError, ImageWriteError
-    from ..reconstruct import configure_device
+    from ..reconstruct import DeviceError, configure_device, require_device
     from ..weights import WeightFileError
 
     try:
@@ -126,6 +126,12 @@ def run(args) -> int:
     )
     if args.max_side is not None and args.max_side < 32:
         print("hdrcnn evaluate: --max-side must be at least 32", file=sys.stderr)
+        return 2
+
+    try:
+        require_device(options.device)
+    except DeviceError as err:
+        print(f"hdrcnn evaluate: --device {options.device}: {err}", file=sys.stderr)
         return 2
 
     def log(message: str) -> None:

@@ -133,12 +133,17 @@ def run(args) -> int:
 
     from .. import frames, io
     from ..engines import choose_engine
-    from ..reconstruct import Reconstructor, configure_device
+    from ..reconstruct import DeviceError, Reconstructor, configure_device, require_device
     from ..video_io import open_frames
     from ..weights import WeightFileError, load_weights
 
     configure_device(options.device)  # before TensorFlow is imported
     distributed = args.workers is not None or args.scheduler is not None
+    try:
+        if args.scheduler is None:  # a remote cluster's workers check their own devices
+            require_device(options.device)
+    except DeviceError as err:
+        return _fail(f"--device {options.device}: {err}")
     try:
         source = open_frames(args.im_dir, fps=args.fps)
         # On a cluster the workers load the model; here the file is only read and checked.

@@ -410,7 +410,7 @@ def resolve_strategy(args) -> str:
 
 
 def run(args) -> int:
-    from ..reconstruct import configure_device
+    from ..reconstruct import DeviceError, configure_device, require_device
     from ..training.data import TrainingDataError
     from ..weights import WeightFileError
 
@@ -420,16 +420,12 @@ def run(args) -> int:
         print(f"hdrcnn train: {err}", file=sys.stderr)
         return 2
     configure_device(args.device)
-    if args.device == "gpu" and not args.preview:
-        import tensorflow as tf
-
-        if not tf.config.list_physical_devices("GPU"):
-            print(
-                "hdrcnn train: --device gpu but TensorFlow sees no GPU (install the 'gpu' "
-                "extra, or use --device cpu)",
-                file=sys.stderr,
-            )
-            return 1
+    if not args.preview:
+        try:
+            require_device(args.device)
+        except DeviceError as err:
+            print(f"hdrcnn train: --device {args.device}: {err}", file=sys.stderr)
+            return 2
     from ..training.loop import StopFlag, train, write_preview
 
     try:
