@@ -13,62 +13,74 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { echo "scripts/test.sh: $*" >&2; }
+# All in one function, called on the last line: bash then reads the whole script before it
+# runs, so editing the file during a run cannot change what runs.
+main() {
+  say() { echo "scripts/test.sh: $*" >&2; }
 
-# -- 1. system packages ---------------------------------------------------------------------------
-if ! python3 tests/gui_requirements.py >/dev/null; then
-  as_root=()
-  can_install=yes
-  if ! command -v apt-get >/dev/null 2>&1; then
-    say "no apt-get: install the GUI tests' system packages yourself"
-    can_install=no
-  elif [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-      as_root=(sudo -n)
-    else
-      say "not root and no password-less sudo: Debian packages not installed"
+  # -- 1. system packages -------------------------------------------------------------------------
+  if ! python3 tests/gui_requirements.py >/dev/null; then
+    as_root=()
+    can_install=yes
+    if ! command -v apt-get >/dev/null 2>&1; then
+      say "no apt-get: install the GUI tests' system packages yourself"
       can_install=no
+    elif [ "$(id -u)" -ne 0 ]; then
+      if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        as_root=(sudo -n)
+      else
+        say "not root and no password-less sudo: Debian packages not installed"
+        can_install=no
+      fi
+    fi
+    if [ "$can_install" = yes ]; then
+      say "installing the Debian packages the GUI tests need"
+      export DEBIAN_FRONTEND=noninteractive
+      # shellcheck disable=SC2046  # one word per package
+      { "${as_root[@]}" apt-get update -qq &&
+        "${as_root[@]}" apt-get install -y -qq --no-install-recommends \
+          $(python3 tests/gui_requirements.py --packages) >/dev/null; } ||
+        say "apt-get failed: the GUI tests will be skipped"
     fi
   fi
-  if [ "$can_install" = yes ]; then
-    say "installing the Debian packages the GUI tests need"
-    export DEBIAN_FRONTEND=noninteractive
-    # shellcheck disable=SC2046  # one word per package
-    { "${as_root[@]}" apt-get update -qq &&
-      "${as_root[@]}" apt-get install -y -qq --no-install-recommends \
-        $(python3 tests/gui_requirements.py --packages) >/dev/null; } ||
-      say "apt-get failed: the GUI tests will be skipped"
+
+  # -- 2. virtual environment ---------------------------------------------------------------------
+  venv=${VIRTUAL_ENV:-${VENV:-.venv}}
+  if [ ! -x "$venv/bin/python" ]; then
+    say "creating the virtual environment $venv"
+    python3 -m venv "$venv"
   fi
-fi
+  # shellcheck disable=SC1091
+  . "$venv/bin/activate"
 
-# -- 2. virtual environment -----------------------------------------------------------------------
-venv=${VIRTUAL_ENV:-${VENV:-.venv}}
-if [ ! -x "$venv/bin/python" ]; then
-  say "creating the virtual environment $venv"
-  python3 -m venv "$venv"
-fi
-# shellcheck disable=SC1091
-. "$venv/bin/activate"
+  # -- 3. the package -----------------------------------------------------------------------------
+  # Environments made before the package depended on `tensorflow` hold `tensorflow-cpu`, which
+  # installs the same module: remove both, so that one TensorFlow distribution is left.
+  if python -m pip show -q tensorflow-cpu >/dev/null 2>&1; then
+    say "replacing tensorflow-cpu by tensorflow (one TensorFlow distribution)"
+    python -m pip uninstall -y -q tensorflow-cpu tensorflow
+  fi
+  python -m pip install -q -e ".[test]"
 
-# -- 3. the package -------------------------------------------------------------------------------
-python -m pip install -q -e ".[test]"
+  # -- 4. lint ------------------------------------------------------------------------------------
+  ruff format --check .
+  ruff check .
 
-# -- 4. lint --------------------------------------------------------------------------------------
-ruff format --check .
-ruff check .
-
-# -- 5. the two pytest processes ------------------------------------------------------------------
-status=0
-run_pytest() {
-  local rc=0
-  python -m pytest "$@" || rc=$?
-  if [ "$rc" -eq 5 ]; then rc=0; fi  # nothing collected: not a failure
-  if [ "$status" -eq 0 ]; then status=$rc; fi
+  # -- 5. the two pytest processes ----------------------------------------------------------------
+  status=0
+  run_pytest() {
+    local rc=0
+    python -m pytest "$@" || rc=$?
+    if [ "$rc" -eq 5 ]; then rc=0; fi  # nothing collected: not a failure
+    if [ "$status" -eq 0 ]; then status=$rc; fi
+  }
+  run_pytest --ignore=tests/gui "$@"
+  if gui_missing=$(python tests/gui_requirements.py); then
+    run_pytest tests/gui "$@"
+  else
+    echo "$gui_missing"
+  fi
+  exit "$status"
 }
-run_pytest --ignore=tests/gui "$@"
-if gui_missing=$(python tests/gui_requirements.py); then
-  run_pytest tests/gui "$@"
-else
-  echo "$gui_missing"
-fi
-exit "$status"
+
+main "$@"
