@@ -1,5 +1,10 @@
 """Make docs/screenshot.png: the HDR-CNN widget at work in a real napari viewer.
 
+The sample photo as shot, then (napari's grid mode) the photo and its reconstruction at the
+same exposure (--stops, default -3, set with the widget's exposure control): the photo as the
+network linearises it, where the clipped sun is a flat patch, and the HDR layer, where the
+reconstructed highlight shows its shape.
+
 Run under a display (or `xvfb-run -a python scripts/make_screenshot.py`). Uses the default
 weights when the package ships them; otherwise a tiny random network, and the picture's title
 says so, because its output is then a demonstration of the plugin, not of HDR reconstruction.
@@ -73,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--size", type=int, nargs=2, default=(1280, 760), metavar=("W", "H"))
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--stops", type=float, default=-3.0, help="exposure of both panels")
     args = parser.parse_args(argv)
 
     import tempfile
@@ -82,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     from napari_hdrcnn._widget import CHOOSE_FILE, installed_weight_names
     from napari_hdrcnn._worker import stop_shared_processes
     from napari_hdrcnn.io import write_png
+    from napari_hdrcnn.reconstruct import as_unit_rgb, linearize_pixels
+    from napari_hdrcnn.weights import weight_defaults
 
     viewer = napari.Viewer(title="napari-hdrcnn", show=True)
     viewer.window.resize(*args.size)
@@ -110,10 +118,24 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop_shared_processes()
 
-    photo.visible = False
-    viewer.layers.selection = {hdr_layer}
+    # the input at the same exposure: linear as the network sees it outside the highlights
+    linearize = widget.linearize.value or weight_defaults(weights)[0]
+    linear_input = viewer.add_image(
+        linearize_pixels(as_unit_rgb(photo.data)[0], linearize),
+        name=f"{photo.name}, linear",
+        rgb=True,
+    )
+    viewer.layers.move(viewer.layers.index(linear_input), viewer.layers.index(hdr_layer))
+    for layer in (linear_input, hdr_layer):  # through the widget's exposure control
+        viewer.layers.selection.active = layer
+        widget.exposure.value = args.stops
+    viewer.grid.enabled = True
+    viewer.grid.stride = 1
     viewer.text_overlay.visible = True
-    viewer.text_overlay.text = label
+    viewer.text_overlay.text = (
+        f"the photo as shot; the photo (linear) at {args.stops:g} stops; "
+        f"the HDR-CNN output at {args.stops:g} stops\n{label}"
+    )
     viewer.text_overlay.font_size = 10
     viewer.text_overlay.color = "yellow"
     viewer.text_overlay.position = "bottom_left"

@@ -222,3 +222,19 @@ def test_one_list_of_weight_names_for_the_cli_the_widget_and_the_tables():
     predict = build_parser()._subparsers._group_actions[0].choices["predict"]
     params_help = next(a.help for a in predict._actions if "--params" in a.option_strings)
     assert all(name in params_help for name in W.WEIGHT_NAMES)
+
+
+def test_weight_defaults_read_the_metadata_alone(tmp_path, authors_weights_file):
+    path = tmp_path / "per_channel.npz"
+    W.write_weights(
+        W.Weights(random_tensors(0.125), width_factor=0.125, linearize="srgb", blend="per-channel"),
+        path,
+    )
+    assert W.weight_defaults(path) == ("srgb", "per-channel")
+    assert W.weight_defaults(path) == (W.load_weights(path).linearize, W.load_weights(path).blend)
+    authors = W.load_weights(authors_weights_file)
+    assert W.weight_defaults(authors_weights_file) == (authors.linearize, authors.blend)
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(W.WeightFileError, match="broken.npz"):
+        W.weight_defaults(broken)

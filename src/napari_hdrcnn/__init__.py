@@ -22,5 +22,15 @@ __all__ = [
     "WeightFileError",
     "load_weights",
     "reconstruct",
+    "reconstruct_layers",
     "reconstruct_stack",
 ]
+
+
+def __getattr__(name: str):
+    # napari's side is imported only when asked for: the CLI and the worker never load Qt
+    if name == "reconstruct_layers":
+        from ._commands import reconstruct_layers
+
+        return reconstruct_layers
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

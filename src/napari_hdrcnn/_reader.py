@@ -38,7 +38,12 @@ def _hdr_paths(path) -> list[str] | None:
 def get_reader(path) -> Callable[[Any], list[LayerData]] | None:
     """npe2 reader getter: `read_hdr` for .exr/.hdr paths (or a list of them), else None."""
     try:
-        return read_hdr if _hdr_paths(path) else None
+        if not _hdr_paths(path):
+            return None
+        from ._commands import register_layer_context_menu
+
+        register_layer_context_menu()  # napari imports the plugin only when it is used
+        return read_hdr
     except Exception:  # a getter must never raise: napari would report the plugin as broken
         return None
 

@@ -30,6 +30,9 @@ def clipped_photo_pixels() -> np.ndarray:
 
 def clipped_ldr_photo() -> list[tuple]:
     """npe2 sample-data command: one RGB image layer."""
+    from ._commands import register_layer_context_menu
+
+    register_layer_context_menu()  # napari imports the plugin only when it is used
     return [
         (
             clipped_photo_pixels(),

@@ -1,9 +1,10 @@
 """The "HDR-CNN reconstruction" dock widget.
 
 A magicgui form over the reconstruction core. TensorFlow never loads in napari's process (it
-crashes napari's software OpenGL): each run is a `Job` for the warm worker process of
-`_worker.py`, whose messages a napari thread worker carries back to the UI thread, where the
-progress bars move and, at the end, the new layer is added. Cancel ends the worker process.
+crashes napari's software OpenGL): each run is a `_layer_run.LayerRun` in the warm worker
+process of `_worker.py`. The input follows the viewer's active layer when the network can take
+it. `start_run` is shared with the layer-list command and `reconstruct_layers` (`_commands.py`),
+which use the settings of the open widget, or the saved ones.
 
 Settings are remembered in a JSON file, `widget.json` in `$NAPARI_HDRCNN_CONFIG_DIR` or else
 platformdirs' `user_config_dir("napari-hdrcnn")`, written at each Run.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,7 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
+    FloatSlider,
     FloatSpinBox,
     Label,
     PushButton,
@@ -29,12 +32,19 @@ from magicgui.widgets import (
 )
 from psygnal import Signal
 
-from ._worker import Failed, FrameResult, Job, Progress, Stopped, prewarm, shared_process
+from ._layer_run import LayerRun, active_run, layer_data, layer_input, layer_refusal
+from ._worker import prewarm
 from .io.atomic import atomic_write
 from .options import DEVICES, ENGINES, SIZINGS, ReconstructOptions, help_text
-from .reconstruct import as_unit_rgb
-from .tonemap import display_range
-from .weights import VIDEO_WEIGHT_NAMES, available_weights, resolve
+from .tonemap import DISPLAY_GAMMA, EXPOSURE_RANGE, exposure_limits, exposure_of
+from .weights import (
+    BLENDS,
+    LINEARIZATIONS,
+    VIDEO_WEIGHT_NAMES,
+    available_weights,
+    resolve,
+    weight_defaults,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -55,7 +65,10 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "engine": "auto",
     "blend_mask": False,
+    "linearize": "",  # "": what the weight file asks for
+    "blend": "",
 }
+FROM_WEIGHTS = ""
 
 
 # -- settings ------------------------------------------------------------------------------------
@@ -90,108 +103,82 @@ def save_settings(settings: dict[str, Any]) -> None:
     atomic_write(settings_path(), lambda tmp: Path(tmp).write_text(text))
 
 
-# -- layer data -> frames --------------------------------------------------------------------------
-def layer_frames(layer) -> tuple[np.ndarray, bool]:
-    """(frames (T, H, W[, C]), is_time_series) from an image layer; a copy, never a view.
-
-    An RGB(A) layer of 4 dimensions, or a grey layer of 3, is a time series along axis 0.
-    """
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    frames = np.array(data)  # a copy: the reconstruction must not touch the layer
-    spatial = 3 if layer.rgb else 2
-    if frames.ndim == spatial:
-        return frames[None], False
-    if frames.ndim == spatial + 1:
-        return frames, True
-    kind = "RGB" if layer.rgb else "grey"
-    raise ValueError(
-        f"layer '{layer.name}' is a {frames.ndim}-D {kind} image of shape "
-        f"{frames.shape}; expected one image or a time series (T, Y, X"
-        f"{', C' if layer.rgb else ''})"
-    )
-
-
-def check_frames(frames: np.ndarray, name: str) -> None:
-    """Refuse a pixel type or range the core refuses, before anything is sent to the worker."""
-    try:
-        as_unit_rgb(frames[0])
-        if frames.dtype.kind == "f" and len(frames) > 1:
-            lo, hi = float(np.nanmin(frames)), float(np.nanmax(frames))
-            if not (np.all(np.isfinite(frames)) and lo >= -1e-3 and hi <= 1 + 1e-3):
-                raise ValueError(
-                    f"float input must be finite and in [0, 1], found [{lo:.4g}, {hi:.4g}]"
-                )
-    except ValueError as err:
-        raise ValueError(f"layer '{name}': {err}") from err
-
-
 def installed_weight_names() -> list[str]:
     return [row["name"] for row in available_weights() if row["installed"]]
 
 
-# -- progress in napari's activity dock ----------------------------------------------------------
-class RunProgress:
-    """Two napari progress bars, frames and tiles of the current frame.
+def weights_source(settings: dict[str, Any]) -> str:
+    """The weight name's file, or the chosen file; a missing one is reported right away."""
+    if settings["weights"] != CHOOSE_FILE:
+        return str(resolve(settings["weights"]))
+    path = settings["weights_file"]
+    if not path or not Path(path).is_file():
+        raise ValueError(f"choose a weight file (.npz); '{path}' is not a file")
+    return path
 
-    napari's Qt progress bar calls `processEvents` on every change, so the next worker message
-    (or the end of the run, which closes the bars) can arrive *inside* an update. Changes are
-    therefore recorded first and applied by one non-reentrant loop, and the bars are closed only
-    by that loop, never from inside one of their own updates.
-    """
 
-    def __init__(self, n_frames: int):
-        from napari.utils import progress
+def run_options(settings: dict[str, Any]) -> ReconstructOptions:
+    """The settings as reconstruction options (checked: OptionError names a bad one)."""
+    options = {
+        "gamma": settings["gamma"],
+        "scaling": settings["scaling"],
+        "sizing": settings["sizing"],
+        "tile": None if settings["tile"] == "auto" else int(settings["tile"]),
+        "device": settings["device"],
+        "engine": settings["engine"],
+    }
+    if settings["sizing"] == "reference":
+        options.update(width=settings["ref_width"], height=settings["ref_height"])
+    for method in ("linearize", "blend"):
+        if settings[method] != FROM_WEIGHTS:
+            options[method] = settings[method]
+    return ReconstructOptions(**options)
 
-        self._frames = progress(total=n_frames, desc="HDR-CNN frames")
-        # two plain bars: napari 0.9 with PyQt6 crashes closing a nested bar group from a slot
-        self._tiles = progress(total=0, desc="HDR-CNN tiles")
-        self._wanted = {"frames": 0, "tiles": 0, "total": 0, "desc": "", "closed": False}
-        self._applying = False
-        self._again = False
 
-    def show_tiles(self, frame: int, n_frames: int, done: int, total: int):
-        self._wanted.update(
-            tiles=done, total=total, desc=f"HDR-CNN tiles of frame {frame + 1}/{n_frames}"
-        )
-        self._apply()
-
-    def show_frames(self, done: int):
-        self._wanted["frames"] = done
-        self._apply()
-
-    def close(self):
-        self._wanted["closed"] = True
-        self._apply()
-
-    def _apply(self):
-        if self._applying:  # called from inside an update: the running loop picks it up
-            self._again = True
-            return
-        self._applying = True
+def start_run(viewer, layers: list, settings: dict[str, Any]) -> LayerRun:
+    """Check every layer and the settings, then start a `LayerRun` with them; ValueError (or
+    RuntimeError while another run goes) before anything starts."""
+    if active_run() is not None:
+        raise RuntimeError("a reconstruction is already running; wait for it or cancel it")
+    if not layers:
+        raise ValueError("choose an input image layer")
+    inputs, refusals = [], []
+    for layer in layers:
         try:
-            self._again = True
-            while self._again and self._tiles is not None:
-                self._again = False
-                self._apply_once()
-        finally:
-            self._applying = False
+            inputs.append(layer_input(layer))
+        except ValueError as err:
+            refusals.append(str(err))
+    if refusals:
+        raise ValueError("; ".join(refusals))
+    run = LayerRun(
+        viewer,
+        inputs,
+        weights_source(settings),
+        run_options(settings),
+        settings["device"],
+        settings["engine"],
+        blend_mask_layer=settings["blend_mask"],
+        metadata=settings,
+    )
+    try:
+        save_settings(settings)
+    except OSError:
+        pass  # remembering settings is a convenience, never a reason to fail a run
+    run.start()
+    return run
 
-    def _apply_once(self):
-        want = self._wanted
-        if want["closed"]:
-            tiles, frames = self._tiles, self._frames
-            self._tiles = self._frames = None
-            tiles.close()
-            frames.close()
-            return
-        if self._tiles.total != want["total"]:
-            self._tiles.total = want["total"]
-        if want["desc"] and self._tiles.desc != want["desc"]:
-            self._tiles.set_description(want["desc"])
-        if self._tiles.n != want["tiles"]:  # update() is what emits napari's events
-            self._tiles.update(want["tiles"] - self._tiles.n)
-        if self._frames.n != want["frames"]:
-            self._frames.update(want["frames"] - self._frames.n)
+
+_LIVE_WIDGETS: list[weakref.ref] = []
+
+
+def live_widget() -> HDRCNNWidget | None:
+    """The most recently opened widget that is still open, whose settings the layer-list
+    command uses."""
+    for ref in reversed(_LIVE_WIDGETS):
+        widget = ref()
+        if widget is not None and not widget._closed:
+            return widget
+    return None
 
 
 # -- the widget -----------------------------------------------------------------------------------
@@ -208,11 +195,8 @@ class HDRCNNWidget(Container):
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         self._viewer = napari_viewer
         self._settings = load_settings()
-        self._thread_worker = None
-        self._process = None
-        self._cancel_requested = False
-        self._job_error: str | None = None
-        self._bars: RunProgress | None = None
+        self._run: LayerRun | None = None
+        self._closed = False
         s = self._settings
         weight_choices = installed_weight_names() + [CHOOSE_FILE]
         super().__init__(
@@ -301,35 +285,81 @@ class HDRCNNWidget(Container):
                     value=s["engine"] if s["engine"] in ENGINES else "auto",
                     tooltip=help_text("engine"),
                 ),
+                ComboBox(
+                    name="linearize",
+                    label="linearisation",
+                    choices=self._method_choices("linearize"),
+                    value=s["linearize"] if s["linearize"] in LINEARIZATIONS else FROM_WEIGHTS,
+                    tooltip="how the input's display values become linear light outside the "
+                    "highlights",
+                ),
+                ComboBox(
+                    name="blend",
+                    label="blend",
+                    choices=self._method_choices("blend"),
+                    value=s["blend"] if s["blend"] in BLENDS else FROM_WEIGHTS,
+                    tooltip="max: a pixel near white is replaced in all channels; per-channel: "
+                    "only its channels near white",
+                ),
+                Label(name="weight_defaults", value=""),
                 CheckBox(
                     name="blend_mask", text="also add the blend mask layer", value=s["blend_mask"]
                 ),
                 PushButton(name="run_button", text="Run"),
                 PushButton(name="cancel_button", text="Cancel", enabled=False),
                 Label(name="status", value="ready"),
+                FloatSlider(
+                    name="exposure",
+                    label="exposure (stops)",
+                    min=EXPOSURE_RANGE[0],
+                    max=EXPOSURE_RANGE[1],
+                    step=0.1,
+                    value=0.0,
+                    enabled=False,
+                    tooltip="the selected HDR or float layer's display: 0 puts the input's "
+                    "white at the top of the range, -3 shows 8x brighter values",
+                ),
+                Label(name="display_info", value=""),
             ]
         )
         self.weights.changed.connect(self._update_visibility)
+        self.weights.changed.connect(self._show_weight_defaults)
+        self.weights_file.changed.connect(self._show_weight_defaults)
+        self.exposure.changed.connect(self._apply_exposure)
         self.sizing.changed.connect(self._update_visibility)
         self.image.changed.connect(self._describe_input)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
-        layer_events = [
-            getattr(napari_viewer.layers.events, name)
-            for name in ("inserted", "removed", "reordered", "renamed")
+        layers = napari_viewer.layers
+        connections = [
+            *[
+                (getattr(layers.events, name), self._refresh_layers)
+                for name in ("inserted", "removed", "reordered", "renamed")
+            ],
+            (layers.selection.events.active, self._follow_active),
+            (napari_viewer.dims.events.current_step, self._show_display_target),
         ]
-        for event in layer_events:
-            event.connect(self._refresh_layers)
-        # a closed widget must not be called by the viewer's layer list any more
+        for event, callback in connections:
+            event.connect(callback)
+        # a closed widget must not be called by the viewer any more
         self.native.destroyed.connect(
-            lambda *_, events=layer_events, callback=self._refresh_layers: [
-                event.disconnect(callback) for event in events
-            ]
+            lambda *_, connections=connections: self._disconnect(connections)
         )
+        _LIVE_WIDGETS.append(weakref.ref(self))
         self._update_visibility()
+        self._show_weight_defaults()
         self._describe_input()
+        self._follow_active()
+        from ._commands import register_layer_context_menu
+
+        register_layer_context_menu()
         prewarm(self.device.value, self.engine.value)  # loads while the user fills in the form
+
+    def _disconnect(self, connections):
+        self._closed = True
+        for event, callback in connections:
+            event.disconnect(callback)
 
     # -- form helpers ---------------------------------------------------------------------------
     def _image_layers(self, _widget=None) -> list[tuple[str, Any]]:
@@ -379,164 +409,127 @@ class HDRCNNWidget(Container):
             "device": self.device.value,
             "engine": self.engine.value,
             "blend_mask": bool(self.blend_mask.value),
+            "linearize": self.linearize.value,
+            "blend": self.blend.value,
         }
-
-    def _weights_source(self, settings: dict[str, Any]) -> str:
-        if settings["weights"] != CHOOSE_FILE:
-            return str(resolve(settings["weights"]))  # a missing file is reported right away
-        path = settings["weights_file"]
-        if not path or not Path(path).is_file():
-            raise ValueError(f"choose a weight file (.npz); '{path}' is not a file")
-        return path
 
     @staticmethod
-    def _run_options(settings: dict[str, Any]) -> ReconstructOptions:
-        options = {
-            "gamma": settings["gamma"],
-            "scaling": settings["scaling"],
-            "sizing": settings["sizing"],
-            "tile": None if settings["tile"] == "auto" else int(settings["tile"]),
-            "device": settings["device"],
-            "engine": settings["engine"],
-        }
-        if settings["sizing"] == "reference":
-            options.update(width=settings["ref_width"], height=settings["ref_height"])
-        return ReconstructOptions(**options)
+    def _method_choices(method: str) -> list[tuple[str, str]]:
+        """The linearisation or blend choices, the first being the weight file's own."""
+        names = LINEARIZATIONS if method == "linearize" else BLENDS
+        return [("from the weights", FROM_WEIGHTS)] + [(name, name) for name in names]
+
+    def _show_weight_defaults(self, *_):
+        """Say what "from the weights" means for the chosen weight file."""
+        try:
+            linearize, blend = weight_defaults(weights_source(self.current_settings()))
+        except (OSError, ValueError):
+            self.weight_defaults.value = "from the weights: (weight file not readable)"
+            return
+        self.weight_defaults.value = f"from the weights: linearisation {linearize}, blend {blend}"
+
+    def _display_target(self):
+        """The layer the exposure control moves: the active layer when it holds floats."""
+        from napari.layers import Image
+
+        layer = self._viewer.layers.selection.active
+        if isinstance(layer, Image) and np.dtype(layer_data(layer).dtype).kind == "f":
+            return layer
+        return None
+
+    def _show_display_target(self, *_):
+        """Point the exposure control at the active float layer (showing its current exposure)
+        and say which frame of a time series is shown."""
+        layer = self._display_target()
+        self.exposure.enabled = layer is not None
+        if layer is not None:
+            with self.exposure.changed.blocked():
+                self.exposure.value = float(
+                    np.clip(exposure_of(layer.contrast_limits), *EXPOSURE_RANGE)
+                )
+        shown = layer if layer is not None else self.image.value
+        parts = [f"exposure of '{layer.name}'"] if layer is not None else []
+        if shown is not None and len(layer_data(shown).shape) == (4 if shown.rgb else 3):
+            n = layer_data(shown).shape[0]
+            k = int(np.clip(round(shown.world_to_data(self._viewer.dims.point)[0]), 0, n - 1))
+            parts.append(f"'{shown.name}': frame {k + 1} of {n}")
+        self.display_info.value = "; ".join(parts)
+
+    def _apply_exposure(self, stops: float):
+        layer = self._display_target()
+        if layer is not None:
+            layer.contrast_limits_range = (
+                min(layer.contrast_limits_range[0], 0.0),
+                max(layer.contrast_limits_range[1], exposure_limits(stops)[1]),
+            )
+            layer.contrast_limits = exposure_limits(stops)
+            layer.gamma = DISPLAY_GAMMA
+
+    def _follow_active(self, *_):
+        """Take the viewer's active layer as input when the network can take it; otherwise keep
+        the current input and say why the active layer was not taken."""
+        self._show_display_target()
+        layer = self._viewer.layers.selection.active
+        if layer is None or self.busy or layer is self.image.value:
+            return
+        reason = layer_refusal(layer)
+        if reason is None:
+            if layer not in self.image.choices:
+                self.reset_choices()
+            self.image.value = layer
+            return
+        current = self.image.value
+        kept = f"input stays '{current.name}'" if current is not None else "no input chosen"
+        self.status.value = f"{kept}: the selected layer '{layer.name}' is {reason}"
 
     @property
     def busy(self) -> bool:
-        return self._thread_worker is not None
+        return self._run is not None and not self._run.done
+
+    @property
+    def _process(self):
+        """The worker process of the current or last run."""
+        return self._run.process if self._run is not None else None
 
     # -- run / cancel ---------------------------------------------------------------------------
     def run(self, *_):
         """Start a reconstruction of the chosen layer; returns the napari thread worker, or None
         when the form is incomplete (the reason is shown as a notification)."""
-        from napari.qt.threading import create_worker
         from napari.utils.notifications import show_error
 
         if self.busy:
             return None
         layer = self.image.value
-        settings = self.current_settings()
         try:
-            if layer is None:
-                raise ValueError("choose an input image layer")
-            frames, is_series = layer_frames(layer)
-            check_frames(frames, layer.name)
-            job = Job(frames, self._weights_source(settings), self._run_options(settings))
-        except ValueError as err:
+            run = start_run(
+                self._viewer, [layer] if layer is not None else [], self.current_settings()
+            )
+        except (ValueError, RuntimeError) as err:
             show_error(f"HDR-CNN: {err}")
             return None
-        try:
-            save_settings(settings)
-        except OSError:
-            pass  # remembering settings is a convenience, never a reason to fail a run
-
-        self._cancel_requested = False
-        self._process = shared_process(settings["device"], settings["engine"])
-        collected: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._bars = RunProgress(len(frames))
-        worker = create_worker(self._process.run, job, _start_thread=False)
-        worker.yielded.connect(lambda msg: self._on_message(msg, collected))
-        worker.returned.connect(
-            lambda _: self._on_finished(layer, collected, len(frames), is_series, settings)
-        )
-        worker.errored.connect(self._on_error)
-        self._thread_worker = worker
-        self._set_running(True, f"running on {len(frames)} frame(s)...")
-        worker.start()
-        return worker
+        self._run = run
+        run.finished.connect(self._on_finished)
+        self._set_running(True, f"running on {run.n_frames} frame(s)...")
+        return run.thread_worker
 
     def cancel(self, *_):
         """Stop the running reconstruction now (ends the worker process); no layer is added."""
         if not self.busy:
             return
-        self._cancel_requested = True
         self.status.value = "cancelling..."
-        self._process.cancel()
+        self._run.cancel()
 
     def _set_running(self, running: bool, text: str):
         self.run_button.enabled = not running
         self.cancel_button.enabled = running
         self.status.value = text
 
-    def _on_message(self, msg, collected: dict):
-        """One message of the worker protocol (`_worker`), on the UI thread."""
-        if isinstance(msg, Progress) and self._bars is not None:
-            self._bars.show_tiles(msg.frame, msg.n_frames, msg.tiles_done, msg.tiles_total)
-        elif isinstance(msg, FrameResult):
-            collected[msg.frame] = (msg.hdr, msg.mask)
-            if self._bars is not None:
-                self._bars.show_frames(len(collected))
-        elif isinstance(msg, Failed):
-            self._job_error = msg.message
-        elif isinstance(msg, Stopped):
-            self._job_error = msg.reason
-
-    def _finish(self, text: str):
-        if self._bars is not None:
-            self._bars.close()
-            self._bars = None
-        self._thread_worker = None
-        self._set_running(False, text)
-
-    def _on_error(self, err: Exception):
-        """An unexpected exception on the napari side of the run (worker errors are messages)."""
-        from napari.utils.notifications import show_error
-
-        self._finish("failed; ready")
-        show_error(f"HDR-CNN: {type(err).__name__}: {err}")
-        self.reconstructed.emit(None)
-
-    def _on_finished(self, layer, collected, n_frames, is_series, settings):
-        from napari.utils.notifications import show_error
-
-        error, self._job_error = self._job_error, None
-        if self._cancel_requested:
-            self._finish("cancelled; ready")
-            self.reconstructed.emit(None)
-            return
-        if error or len(collected) != n_frames:
-            self._finish("failed; ready")
-            show_error(f"HDR-CNN: {error or 'the worker returned too few frames'}")
-            self.reconstructed.emit(None)
-            return
-        new_layer = self._add_output(layer, collected, is_series, settings)
-        self._finish(f"ready; added '{new_layer.name}'")
-        self.reconstructed.emit(new_layer)
-
-    def _add_output(self, layer, collected, is_series, settings):
-        hdr = np.stack([collected[i][0] for i in range(len(collected))])
-        mask = np.stack([collected[i][1] for i in range(len(collected))])
-        if not is_series:
-            hdr, mask = hdr[0], mask[0]
-        clim, gamma = display_range(hdr)
-        rgb = hdr.shape[-1] in (3, 4) and hdr.ndim == (4 if is_series else 3)
-        same_grid = hdr.shape[: mask.ndim] == tuple(np.shape(layer.data)[: mask.ndim])
-        placement = (
-            {"scale": layer.scale[: mask.ndim], "translate": layer.translate[: mask.ndim]}
-            if same_grid
-            else {}
-        )
-        metadata = {"hdrcnn": {"source_layer": layer.name, **settings}}
-        new_layer = self._viewer.add_image(
-            hdr,
-            name=f"{layer.name} HDR",
-            rgb=rgb,
-            contrast_limits=clim,
-            gamma=gamma,
-            metadata=metadata,
-            **placement,
-        )
-        if settings["blend_mask"]:
-            self._viewer.add_image(
-                mask,
-                name=f"{layer.name} HDR blend mask",
-                colormap="magma",
-                contrast_limits=(0.0, 1.0),
-                blending="additive",
-                opacity=0.6,
-                metadata=metadata,
-                **placement,
-            )
-        return new_layer
+    def _on_finished(self, new_layers: list):
+        run = self._run
+        if run.cancelled:
+            self._set_running(False, "cancelled; ready")
+        elif run.error or not new_layers:
+            self._set_running(False, "failed; ready")
+        else:
+            self._set_running(False, f"ready; added '{new_layers[0].name}'")
+        self.reconstructed.emit(new_layers[0] if new_layers and not run.cancelled else None)

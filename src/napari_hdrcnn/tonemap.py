@@ -4,6 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
+# A napari layer gamma of 0.5 shows linear values as exposure_preview does: a square-root
+# display encoding, close to the input photo's own where the network changed nothing.
+DISPLAY_GAMMA = 0.5
+EXPOSURE_RANGE = (-10.0, 4.0)  # stops: the brightest reconstructions need about 2^10 of headroom
+
+
+def exposure_limits(stops: float) -> tuple[float, float]:
+    """Contrast limits that show linear values at `stops` of exposure: 0 puts the input's white
+    (1.0) at the top of the display range, -3 puts 8.0 there."""
+    return 0.0, float(2.0 ** (-stops))
+
+
+def exposure_of(contrast_limits) -> float:
+    """The exposure (stops) whose top of the display range is that of `contrast_limits`."""
+    hi = float(contrast_limits[1])
+    return float(-np.log2(hi)) if hi > 0 else EXPOSURE_RANGE[1]
+
 
 def exposure_preview(image: np.ndarray, stops: float = -3.0, linear: bool = True) -> np.ndarray:
     """8-bit preview as the authors' predictor writes it: `(2^stops * y) ** 0.5`.
@@ -41,4 +58,4 @@ def display_range(
     lo = max(float(lo), 0.0) if float(finite.min()) >= 0 else float(lo)
     if not hi > lo:
         hi = lo + (abs(lo) if lo else 1.0)
-    return (float(lo), float(hi)), 0.5
+    return (float(lo), float(hi)), DISPLAY_GAMMA

@@ -35,6 +35,9 @@ LINEARIZATIONS = ("square", "gamma2.2", "srgb")
 # and the network's value is held to what the photo measured: a channel below white within a
 # code of its linearised value, a clipped one at least at white).
 BLENDS = ("max", "per-channel", "consistent")
+AUTHORS_LINEARIZE = "square"  # the authors' files carry no metadata: their code squares
+UNRECORDED_LINEARIZE = "gamma2.2"  # our files from before linearisation was recorded
+UNRECORDED_BLEND = "max"  # files from before the blend was recorded
 
 AUTHORS_URL = "https://computergraphics.on.liu.se/hdrcnn/material/{file}"
 AUTHORS_FILES = {
@@ -203,7 +206,7 @@ def read_authors_npz(path: str | os.PathLike) -> Weights:
     return Weights(
         tensors,
         width_factor=width,
-        linearize="square",
+        linearize=AUTHORS_LINEARIZE,
         metadata={"format": "authors", "sha256": sha256_of(path)},
         source=path,
     )
@@ -310,10 +313,10 @@ def read_weights_file(path: str | os.PathLike) -> Weights:
         raise
     except (ValueError, KeyError, json.JSONDecodeError, OSError) as err:
         raise WeightFileError(f"{path}: unreadable weight file ({err})") from err
-    linearize = meta.get("linearize", "gamma2.2")
+    linearize = meta.get("linearize", UNRECORDED_LINEARIZE)
     if linearize not in LINEARIZATIONS:
         raise WeightFileError(f"{path}: unknown linearisation {linearize!r} in metadata")
-    blend = meta.get("blend", "max")
+    blend = meta.get("blend", UNRECORDED_BLEND)
     if blend not in BLENDS:
         raise WeightFileError(f"{path}: unknown blend {blend!r} in metadata")
     meta["sha256"] = sha256_of(path)
@@ -392,6 +395,22 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
         known = ", ".join([*EMBEDDED_DESCRIPTIONS, *AUTHORS_FILES])
         raise WeightFileError(f"{s}: no such weight file (known names: {known})")
     return p
+
+
+def weight_defaults(name_or_path: str | os.PathLike = DEFAULT_NAME) -> tuple[str, str]:
+    """(linearisation, blend) a weight file asks for, from its metadata alone (the tensors are
+    not read): what the widget shows as "from the weights"."""
+    path = str(resolve(name_or_path))
+    try:
+        with zipfile.ZipFile(path) as zf:
+            ours = f"{METADATA_KEY}.npy" in zf.namelist()
+        if not ours:
+            return AUTHORS_LINEARIZE, UNRECORDED_BLEND
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(bytes(npz[METADATA_KEY]).decode())
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError) as err:
+        raise WeightFileError(f"{path}: unreadable weight file ({err})") from err
+    return meta.get("linearize", UNRECORDED_LINEARIZE), meta.get("blend", UNRECORDED_BLEND)
 
 
 def load_weights(name_or_path: str | os.PathLike | Weights = DEFAULT_NAME) -> Weights:

@@ -28,3 +28,19 @@ def _no_tensorflow_in_the_viewer_process():
         "`python -m pytest tests/gui`"
     )
     yield
+
+
+@pytest.fixture(autouse=True)
+def config_dir(tmp_path, monkeypatch):
+    """The plugin's settings go to a fresh folder per test, never the user's."""
+    monkeypatch.setenv("NAPARI_HDRCNN_CONFIG_DIR", str(tmp_path / "config"))
+    return tmp_path / "config"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_worker_processes():
+    """The warm worker is shared by a module's tests (TensorFlow imports once); end it after."""
+    yield
+    from napari_hdrcnn._worker import stop_shared_processes
+
+    stop_shared_processes()

@@ -57,7 +57,8 @@ def test_manifest_is_valid_and_shipped_in_the_package():
     assert contributions.readers and contributions.writers and contributions.widgets
     assert contributions.sample_data
     assert [m.command for m in contributions.menus["napari/layers/filter"]] == [
-        "napari-hdrcnn.reconstruction_widget"
+        "napari-hdrcnn.reconstruction_widget",
+        "napari-hdrcnn.reconstruct_selected",
     ]
 
 

@@ -22,22 +22,6 @@ WIDGET = "HDR-CNN reconstruction"
 RUN_TIMEOUT_MS = 120_000
 
 
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path, monkeypatch):
-    """Settings go to a fresh folder per test, never the user's."""
-    monkeypatch.setenv("NAPARI_HDRCNN_CONFIG_DIR", str(tmp_path / "config"))
-    return tmp_path / "config"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def stop_worker_processes():
-    """The warm worker is shared by the module's tests (TensorFlow imports once); end it after."""
-    yield
-    from napari_hdrcnn._worker import stop_shared_processes
-
-    stop_shared_processes()
-
-
 @pytest.fixture(scope="module")
 def spawned_pool():
     """A spawned process for the core API, so TensorFlow stays out of the viewer's process."""
