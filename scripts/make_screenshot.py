@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a weight name or file; default: 'default' if installed, else a "
         "tiny random network (labelled as such in the picture)",
     )
-    parser.add_argument("--size", type=int, nargs=2, default=(1280, 760), metavar=("W", "H"))
+    parser.add_argument("--size", type=int, nargs=2, default=(1600, 860), metavar=("W", "H"))
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--stops", type=float, default=-3.0, help="exposure of both panels")
     args = parser.parse_args(argv)
@@ -129,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     for layer in (linear_input, hdr_layer):  # through the widget's exposure control
         viewer.layers.selection.active = layer
         widget.exposure.value = args.stops
+    widget.image.value = photo  # the widget's input, as a user would leave it
     viewer.grid.enabled = True
     viewer.grid.stride = 1
     viewer.text_overlay.visible = True
     viewer.text_overlay.text = (
-        f"the photo as shot; the photo (linear) at {args.stops:g} stops; "
-        f"the HDR-CNN output at {args.stops:g} stops\n{label}"
+        f"top left: the photo as shot\ntop right: the photo (linear) at {args.stops:g} stops\n"
+        f"bottom: the HDR-CNN output at {args.stops:g} stops\n{label}"
     )
     viewer.text_overlay.font_size = 10
     viewer.text_overlay.color = "yellow"
