@@ -174,10 +174,10 @@ def test_a_reconstructor_runs_only_on_its_own_device(small_weights_file):
 def test_the_widget_builds_its_options_object():
     from napari_hdrcnn import _widget
 
-    assert _widget.HDRCNNWidget._run_options(_widget.DEFAULTS) == ReconstructOptions()
+    assert _widget.run_options(_widget.DEFAULTS) == ReconstructOptions()
     settings = dict(_widget.DEFAULTS, sizing="reference", tile="128", device="cpu", gamma=1.3)
     settings["engine"] = "tensorflow"
-    assert _widget.HDRCNNWidget._run_options(settings) == ReconstructOptions(
+    assert _widget.run_options(settings) == ReconstructOptions(
         sizing="reference",
         width=1024,
         height=768,
