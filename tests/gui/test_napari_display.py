@@ -78,7 +78,7 @@ def test_linearisation_and_blend_choices(
     make_napari_viewer, qtbot, clipped_photo, small_weights_file, authors_weights_file
 ):
     from napari_hdrcnn._widget import CHOOSE_FILE, FROM_WEIGHTS, run_options
-    from napari_hdrcnn.reconstruct import srgb_to_linear
+    from napari_hdrcnn.pixels import linearize
 
     viewer = make_napari_viewer()
     photo = viewer.add_image(clipped_photo, name="photo", rgb=True)
@@ -111,5 +111,5 @@ def test_linearisation_and_blend_choices(
     # away from the highlight the output is the input linearised the chosen way
     x = clipped_photo.astype(np.float32) / 255
     far = x.max(axis=-1) < 0.9
-    np.testing.assert_allclose(layer.data[far], srgb_to_linear(x)[far], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.data[far], linearize(x, "srgb")[far], rtol=1e-5, atol=1e-6)
     assert layer.metadata["hdrcnn"]["linearize"] == "srgb"
