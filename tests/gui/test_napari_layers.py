@@ -212,6 +212,8 @@ def test_cancel_mid_way_adds_nothing_for_the_unfinished_layer(
     from napari.utils.progress import progress
 
     import napari_hdrcnn
+    from napari_hdrcnn._layer_run import NextLayer
+    from napari_hdrcnn._worker import Done, Progress
 
     viewer = make_napari_viewer()
     rng = np.random.default_rng(0)
@@ -225,9 +227,10 @@ def test_cancel_mid_way_adds_nothing_for_the_unfinished_layer(
         lambda: (
             len(run.new_layers) == 1
             and any(
-                m[0] == "progress" and m[4] >= 1 for m in messages[messages.index(("layer", 1)) :]
+                isinstance(m, Progress) and m.tiles_done >= 1
+                for m in messages[messages.index(NextLayer(1)) :]
             )
-            if ("layer", 1) in messages
+            if NextLayer(1) in messages
             else False
         ),
         timeout=RUN_TIMEOUT_MS,
@@ -239,5 +242,5 @@ def test_cancel_mid_way_adds_nothing_for_the_unfinished_layer(
 
     assert run.cancelled and run.error is None
     assert [layer.name for layer in viewer.layers] == ["first", "second", "first HDR"]
-    second_job = messages[messages.index(("layer", 1)) :]
-    assert not any(m[0] == "done" for m in second_job)  # it stopped in the middle
+    second_job = messages[messages.index(NextLayer(1)) :]
+    assert not any(isinstance(m, Done) for m in second_job)  # it stopped in the middle
