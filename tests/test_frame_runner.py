@@ -192,7 +192,7 @@ def test_names_input_keeps_the_input_names_and_resumes(tmp_path, small_weights_f
 
 def test_names_input_for_a_video_prefixes_the_frame_number(video, small_weights_file, tmp_path):
     report = frames.run_sequence(
-        open_frames(video), tmp_path, weights=small_weights_file, device="cpu", names="input"
+        open_frames(video), tmp_path, weights=small_weights_file, options=CPU, names="input"
     )
     assert report.done == N_FRAMES
     assert sorted(p.name for p in tmp_path.glob("*.exr"))[:2] == [
@@ -309,7 +309,7 @@ def test_cluster_reports_a_bad_frame_and_writes_the_others(cluster, tmp_path, sm
 def test_cluster_writes_input_names_and_resumes(cluster, tmp_path, small_weights_file):
     src = _photos(tmp_path / "photos", ["a.png", "a.jpg", "b.png"])
     out = tmp_path / "out"
-    run = dict(weights=small_weights_file, device="cpu", client=cluster, names="input")
+    run = dict(weights=small_weights_file, options=CPU, client=cluster, names="input")
     with pytest.warns(UserWarning, match="share the stem 'a'"):
         report = frames.run_sequence(open_frames(src), out, **run)
     assert report.done == 3
