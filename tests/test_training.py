@@ -325,7 +325,12 @@ def test_regularized_step_runs_and_is_deterministic(scenes):
     from napari_hdrcnn.model import HDRCNN, training_init
     from napari_hdrcnn.training.camera import CameraSettings
     from napari_hdrcnn.training.data import SampleSource, load_scenes
-    from napari_hdrcnn.training.loop import TrainConfig, Trainer, regularization_inputs
+    from napari_hdrcnn.training.loop import (
+        TrainConfig,
+        Trainer,
+        regularization_inputs,
+        step_inputs,
+    )
 
     config = TrainConfig(
         data=str(scenes[0]), out="unused", crop=64, batch_size=2, regularization="coherence"
@@ -338,6 +343,12 @@ def test_regularized_step_runs_and_is_deterministic(scenes):
     model = HDRCNN(0.0625)
     training_init(model, 0)
     trainer = Trainer(model, crop=64, regularization="coherence")
+    inputs = step_inputs({**batch, **extra})
+    _, rec, reg = (float(v) for v in trainer._losses(*inputs))
+    # the over-boost weights belong to the reconstruction loss alone, never to the flicker term
+    weighted = Trainer(model, crop=64, regularization="coherence", over_boost_weight=3.0)
+    _, rec_weighted, reg_weighted = (float(v) for v in weighted._losses(*inputs))
+    assert reg_weighted == pytest.approx(reg, rel=1e-6) and rec_weighted >= rec
     loss = trainer.run_step({**batch, **extra})
     assert np.isfinite(loss) and loss > 0
 

@@ -230,11 +230,18 @@ class Trainer:
         """(total, reconstruction, regularisation) losses of a batch, each a mean over it."""
         import tensorflow as tf
 
-        from .losses import reconstruction_loss, regularization_term, warp, weighted_loss_mask
+        from .losses import (
+            loss_mask,
+            reconstruction_loss,
+            regularization_term,
+            warp,
+            weighted_loss_mask,
+        )
 
         y_log = self.model.log_prediction(x, training=True)
-        mask = weighted_loss_mask(self.loss_mask, y_log, y, x, *self.over_boost)
-        rec = reconstruction_loss(self.loss, y_log, y, mask)
+        mask = loss_mask(self.loss_mask, y, x)
+        weighted = weighted_loss_mask(mask, y_log, y, *self.over_boost)
+        rec = reconstruction_loss(self.loss, y_log, y, weighted)
         if self.regularization == "none":
             return rec, rec, tf.constant(0.0)
         noise = self._noise(x, noise_seed) * noise_std[:, None, None, None]
@@ -250,10 +257,10 @@ class Trainer:
         return tf.random.stateless_normal(tf.shape(x), noise_seed)
 
     def _eval_step(self, x, y):
-        from .losses import reconstruction_loss, weighted_loss_mask
+        from .losses import loss_mask, reconstruction_loss, weighted_loss_mask
 
         y_log = self.model.log_prediction(x, training=False)
-        mask = weighted_loss_mask(self.loss_mask, y_log, y, x, *self.over_boost)
+        mask = weighted_loss_mask(loss_mask(self.loss_mask, y, x), y_log, y, *self.over_boost)
         return reconstruction_loss(self.loss, y_log, y, mask)
 
     def run_step(self, batch: dict) -> float:
@@ -1127,12 +1134,12 @@ def baseline_loss(
     model must beat to have reconstructed anything."""
     from ..architecture import LOG_EPS
     from ..reconstruct import linearize_pixels
-    from .losses import reconstruction_loss, weighted_loss_mask
+    from .losses import loss_mask, reconstruction_loss, weighted_loss_mask
 
     total, count = 0.0, 0
     for b in batches:
         y_log = np.log(linearize_pixels(b["x"], linearize) + LOG_EPS).astype(np.float32)
-        mask = weighted_loss_mask(mask_kind, y_log, b["y"], b["x"], *over_boost)
+        mask = weighted_loss_mask(loss_mask(mask_kind, b["y"], b["x"]), y_log, b["y"], *over_boost)
         total += float(reconstruction_loss(loss, y_log, b["y"], mask)) * len(b["x"])
         count += len(b["x"])
     return total / max(count, 1)

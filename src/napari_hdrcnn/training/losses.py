@@ -65,15 +65,14 @@ def over_boost_weights(
 
 
 def weighted_loss_mask(
-    kind: str,
+    mask: tf.Tensor,
     y_log: tf.Tensor,
     y_true: tf.Tensor,
-    x: tf.Tensor | None = None,
     over_boost_weight: float = 0.0,
     over_boost_stops: float = 1.0,
 ) -> tf.Tensor:
-    """`loss_mask(kind, ...)` times `over_boost_weights` (skipped when the weight is 0)."""
-    mask = loss_mask(kind, y_true, x)
+    """A `loss_mask` times `over_boost_weights` (unchanged when the weight is 0): the mask of
+    the reconstruction loss, not of the temporal regularisation."""
     if over_boost_weight:
         mask = mask * over_boost_weights(y_log, y_true, over_boost_weight, over_boost_stops)
     return mask
