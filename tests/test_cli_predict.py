@@ -153,7 +153,7 @@ def test_predict_batch_goes_on_past_a_bad_frame(tmp_path, small_weights_file, ca
 
 def test_predict_explains_missing_weights_and_inputs(tmp_path, capsys):
     code = main(["predict", "--im_dir", str(tmp_path), "--out_dir", str(tmp_path / "o")])
-    assert code == 2 and "no images found" in capsys.readouterr().err
+    assert code == 1 and "no images found" in capsys.readouterr().err  # a failure, not usage
     Image.fromarray(_photo(32, 32, 0)).save(tmp_path / "p.png")
     code = main(
         [
@@ -166,7 +166,7 @@ def test_predict_explains_missing_weights_and_inputs(tmp_path, capsys):
             str(tmp_path / "o"),
         ]
     )
-    assert code == 2 and "nope.npz" in capsys.readouterr().err
+    assert code == 1 and "nope.npz" in capsys.readouterr().err
     code = main(["predict", "--im_dir", str(tmp_path), "--width", "64"])
     assert code == 2 and "--height" in capsys.readouterr().err
 

@@ -330,81 +330,28 @@ def test_cli_jpeg_and_given_inputs(references, small_weights_file, tmp_path, cap
 
 
 def test_cli_errors_name_the_problem(references, small_weights_file, tmp_path, capsys):
+    """Work that fails exits 1; a command line that cannot be used exits 2 (naming the option)."""
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "photo.png").write_bytes(b"")
-    assert (
-        run_cli("--reference", empty, "--params", small_weights_file, "--out", tmp_path / "o1") == 2
-    )
-    assert "no HDR reference images" in capsys.readouterr().err
-    assert (
-        run_cli(
-            "--reference",
-            references,
-            "--params",
-            tmp_path / "missing.npz",
-            "--out",
-            tmp_path / "o2",
-        )
-        == 2
-    )
-    assert "missing.npz" in capsys.readouterr().err
-    assert (
-        run_cli(
-            "--reference",
-            references,
-            "--params",
-            small_weights_file,
-            "--clip",
-            "100",
-            "--out",
-            tmp_path / "o3",
-        )
-        == 2
-    )
-    assert "clip level 100" in capsys.readouterr().err
-    assert (
-        run_cli(
-            "--reference",
-            references,
-            "--params",
-            small_weights_file,
-            "--label",
-            "ldr_linear",
-            "--out",
-            tmp_path / "o4",
-        )
-        == 2
-    )
-    assert "reserved" in capsys.readouterr().err
-    assert (
-        run_cli(
-            "--reference",
-            references,
-            "--params",
-            small_weights_file,
-            "--ldr",
-            tmp_path,
-            "--out",
-            tmp_path / "o5",
-        )
-        == 2
-    )
-    assert "no LDR input named" in capsys.readouterr().err
-    assert (
-        run_cli(
-            "--reference",
-            references,
-            "--params",
-            small_weights_file,
-            "--ldr",
-            tmp_path,
-            "--jpeg",
-            "90",
-            "--out",
-            tmp_path / "o6",
-        )
-        == 2
-    )
-    assert "given LDR inputs are used as they are" in capsys.readouterr().err
+    weights = ["--params", small_weights_file]
+    cases = [
+        (1, "no HDR reference images", ["--reference", empty, *weights]),
+        (1, "missing.npz", ["--reference", references, "--params", tmp_path / "missing.npz"]),
+        (2, "--clip", ["--reference", references, *weights, "--clip", "100"]),
+        (2, "reserved", ["--reference", references, *weights, "--label", "ldr_linear"]),
+        (1, "no LDR input named", ["--reference", references, *weights, "--ldr", tmp_path]),
+        (
+            2,
+            "given LDR inputs (--ldr) are used as they are",
+            ["--reference", references, *weights, "--ldr", tmp_path, "--jpeg", "90"],
+        ),
+    ]
+    for k, (status, message, argv) in enumerate(cases, 1):
+        try:
+            code = run_cli(*argv, "--out", tmp_path / f"o{k}")
+        except SystemExit as stop:  # argparse's own refusal
+            code = stop.code
+        assert code == status, message
+        assert message in capsys.readouterr().err
     assert not any((tmp_path / f"o{k}").exists() for k in (1, 2, 3, 4, 6))

@@ -285,8 +285,10 @@ def test_ldr_pretraining_preview_relinearises_photos(tmp_path):
 def test_cli_refuses_bad_settings(scenes, tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "o")]) == 2
     assert "--data is required" in capsys.readouterr().err
-    assert main(train_args(scenes, tmp_path / "o", "--crop", "50")) == 2
-    assert "multiple of 32" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse checks the value as it parses it
+        main(train_args(scenes, tmp_path / "o", "--crop", "50"))
+    assert refused.value.code == 2
+    assert "--crop: must be a multiple of 32" in capsys.readouterr().err
     assert (
         main(["train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"), *TINY])
         == 1

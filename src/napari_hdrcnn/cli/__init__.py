@@ -1,6 +1,7 @@
 """`hdrcnn`: the command line. Each subcommand lives in its own module with two functions,
 `add_parser(subparsers)` and `run(args) -> int`; nothing heavy is imported until a subcommand
-runs, so `hdrcnn --help` is instant."""
+runs, so `hdrcnn --help` is instant. The exit status follows one rule in every subcommand
+(`common`: 1 when the work fails, 2 when the command line cannot be used)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import argparse
 import importlib
 import os
 import sys
+
+from .common import INTERRUPTED, OK, USAGE
 
 SUBCOMMANDS = {
     "predict": "reconstruct HDR images from LDR photos",
@@ -45,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
-        return 2
+        return USAGE
     try:
-        return int(args.run(args) or 0)
+        return int(args.run(args) or OK)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

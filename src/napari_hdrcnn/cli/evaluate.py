@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from .. import options as reconstruct_options
+from .common import OK, fail, number, refuse
 
 # The reconstruction options this command takes (flags, defaults and help: napari_hdrcnn.options)
 OPTIONS = ("linearize", "blend", "device", "engine")
@@ -41,14 +42,14 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--clip",
         nargs="+",
-        type=float,
+        type=number(low=0, high=100, low_open=True, high_open=True),
         default=[95.0],
         metavar="C",
         help="clip levels: C %% of the pixels stay below white (SI-HDR: 95 97); default: 95",
     )
     p.add_argument(
         "--jpeg",
-        type=int,
+        type=number(int, low=1, high=100),
         metavar="Q",
         help="compress the test inputs as JPEG at this quality (e.g. 90)",
     )
@@ -60,7 +61,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--max-side",
-        type=int,
+        type=number(int, low=32),
         metavar="PX",
         help="box-downscale references so the longer side is at most PX",
     )
@@ -97,6 +98,25 @@ def command_line(args) -> list[str]:
     return cmd
 
 
+def check(args) -> str | None:
+    """What makes the command line unusable (naming the option), or None: the checks that
+    argparse's value types cannot make, before any file is read."""
+    from ..evaluate import EvaluationError, method_labels
+
+    if args.ldr is not None and args.max_side is not None:
+        return "--max-side cannot be combined with --ldr (given inputs must match the reference)"
+    if args.ldr is not None and args.jpeg is not None:
+        return (
+            "--jpeg applies to the inputs the protocol makes; given LDR inputs (--ldr) are used "
+            "as they are"
+        )
+    try:
+        method_labels(list(args.params), args.label)
+    except EvaluationError as err:
+        return f"--label: {err}"
+    return None
+
+
 def run(args) -> int:
     from pathlib import Path
 
@@ -108,9 +128,15 @@ def run(args) -> int:
     try:
         options = reconstruct_options.from_args(args)
     except reconstruct_options.OptionError as err:
-        print(f"hdrcnn evaluate: {err.cli_message}", file=sys.stderr)
-        return 2
+        return refuse("evaluate", err.cli_message)
+    problem = check(args)
+    if problem is not None:
+        return refuse("evaluate", problem)
     configure_device(options.device)  # before TensorFlow is imported
+    try:
+        require_device(options.device)
+    except DeviceError as err:
+        return refuse("evaluate", f"--device {options.device}: {err}")
     config = evaluate.EvaluationConfig(
         reference=Path(args.reference),
         out=Path(args.out),
@@ -124,15 +150,6 @@ def run(args) -> int:
         figures=not args.no_figures,
         command=command_line(args),
     )
-    if args.max_side is not None and args.max_side < 32:
-        print("hdrcnn evaluate: --max-side must be at least 32", file=sys.stderr)
-        return 2
-
-    try:
-        require_device(options.device)
-    except DeviceError as err:
-        print(f"hdrcnn evaluate: --device {options.device}: {err}", file=sys.stderr)
-        return 2
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -146,8 +163,7 @@ def run(args) -> int:
         WeightFileError,
         OSError,
     ) as err:
-        print(f"hdrcnn evaluate: {err}", file=sys.stderr)
-        return 2
+        return fail("evaluate", str(err))
     print(evaluate.format_settings(result))
     print()
     print(evaluate.format_summary(result.summary))
@@ -155,4 +171,4 @@ def run(args) -> int:
         f"\nwrote {Path(args.out) / 'summary.csv'}, per_image.csv, settings.json, "
         f"{len(result.figures)} figure(s)"
     )
-    return 0
+    return OK

@@ -8,6 +8,7 @@ import sys
 from .. import options as reconstruct_options
 from ..frames import NAMINGS
 from ..weights import WEIGHT_NAMES
+from .common import FAILURE, OK, fail, refuse
 
 # The reconstruction options this command takes (their flags, defaults and help come from
 # napari_hdrcnn.options); --width/--height choose reference sizing.
@@ -114,18 +115,13 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _fail(message: str) -> int:
-    print(f"hdrcnn predict: {message}", file=sys.stderr)
-    return 2
-
-
 def run(args) -> int:
     try:
         options = reconstruct_options.from_args(args)
     except reconstruct_options.OptionError as err:
-        return _fail(err.cli_message)
+        return refuse("predict", err.cli_message)
     if args.workers is not None and args.workers < 1:
-        return _fail("--workers must be at least 1")
+        return refuse("predict", "--workers must be at least 1")
 
     from pathlib import Path
 
@@ -143,7 +139,7 @@ def run(args) -> int:
         if args.scheduler is None:  # a remote cluster's workers check their own devices
             require_device(options.device)
     except DeviceError as err:
-        return _fail(f"--device {options.device}: {err}")
+        return refuse("predict", f"--device {options.device}: {err}")
     try:
         source = open_frames(args.im_dir, fps=args.fps)
         # On a cluster the workers load the model; here the file is only read and checked.
@@ -154,7 +150,7 @@ def run(args) -> int:
             weights = reconstructor.weights
             reconstructor.network()  # an engine that cannot run is refused before any frame
     except (io.ImageReadError, WeightFileError, OSError, ValueError, RuntimeError) as err:
-        return _fail(str(err))
+        return fail("predict", str(err))
 
     out_dir = Path(args.out_dir)
     count = source.count
@@ -209,11 +205,11 @@ def run(args) -> int:
             is_sequence,
         )
     except (io.ImageReadError, io.ImageWriteError, OSError, ValueError) as err:
-        return _fail(str(err))  # the source itself broke (e.g. a video damaged mid-way)
+        return fail("predict", str(err))  # the source itself broke (e.g. a video damaged mid-way)
     finally:
         bar.close()
     _print_report(report, out_dir)
-    return 1 if report.failed else 0
+    return FAILURE if report.failed else OK
 
 
 def _run_sequence(

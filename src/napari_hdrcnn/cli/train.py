@@ -11,6 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
+from .common import INTERRUPTED, OK, fail, number, refuse
+
 # option dest -> (TrainConfig field, or "camera.<field>")
 _CONFIG_OPTIONS = {
     "data": "data",
@@ -63,6 +65,9 @@ _CONFIG_OPTIONS = {
     "jpeg_probability": "camera.jpeg_probability",
     "jpeg_quality": "camera.jpeg_quality",
 }
+# two-value options: (LO, HI) ranges, and (MEAN, STD) draws whose STD must not be negative
+_RANGES = ("reg_noise", "clip_fraction", "faint_headroom", "crop_fraction", "fov", "jpeg_quality")
+_MEAN_STD = ("curve_n", "curve_a", "gamma")
 
 
 def add_parser(subparsers) -> None:
@@ -87,28 +92,40 @@ def add_parser(subparsers) -> None:
     g.add_argument("--out", metavar="DIR", default=d, help="run folder [required]")
     g.add_argument(
         "--width-factor",
-        type=float,
+        type=number(low=0, low_open=True),
         default=d,
         help="channel width (default 0.25, or the --init file's)",
     )
     g.add_argument(
-        "--crop", type=int, default=d, help="training crop side, multiple of 32 (default 224)"
+        "--crop",
+        type=number(int, low=32, multiple=32),
+        default=d,
+        help="training crop side, multiple of 32 (default 224)",
     )
-    g.add_argument("--batch-size", type=int, default=d, help="samples per step (default 8)")
+    g.add_argument(
+        "--batch-size", type=number(int, low=1), default=d, help="samples per step (default 8)"
+    )
     g.add_argument(
         "--steps",
-        type=int,
+        type=number(int, low=0),
         default=d,
         help="total optimisation steps, counted across resumes (default 1000)",
     )
-    g.add_argument("--epochs", type=float, default=d, help="train this many epochs instead")
+    g.add_argument(
+        "--epochs",
+        type=number(low=0, low_open=True),
+        default=d,
+        help="train this many epochs instead",
+    )
     g.add_argument(
         "--epoch-size",
-        type=int,
+        type=number(int, low=1),
         default=d,
         help="samples per epoch for the lr decay (default 16 per scene)",
     )
-    g.add_argument("--seed", type=int, default=d, help="seed for data and initialisation (0)")
+    g.add_argument(
+        "--seed", type=number(int, low=0), default=d, help="seed for data and initialisation (0)"
+    )
     g.add_argument(
         "--init",
         metavar="WEIGHTS",
@@ -125,7 +142,7 @@ def add_parser(subparsers) -> None:
     )
     g.add_argument(
         "--max-minutes",
-        type=float,
+        type=number(low=0, low_open=True),
         default=d,
         help="stop cleanly (checkpoint + weights) after this much time",
     )
@@ -151,7 +168,7 @@ def add_parser(subparsers) -> None:
     )
     g.add_argument(
         "--preview",
-        type=int,
+        type=number(int, low=0),
         metavar="N",
         default=0,
         help="write N camera samples (input | target PNG, target EXR) to "
@@ -164,11 +181,19 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="also write OUT/weights_authors.npz in the authors' layout",
     )
-    g.add_argument("--checkpoint-every", type=int, default=d, help="steps (default 500)")
-    g.add_argument("--keep-checkpoints", type=int, default=d, help="0 keeps all (default 5)")
-    g.add_argument("--val-every", type=int, default=d, help="steps (default 250)")
-    g.add_argument("--val-samples", type=int, default=d, help="fixed val samples (default 32)")
-    g.add_argument("--log-every", type=int, default=d, help="steps per log row (default 10)")
+    g.add_argument(
+        "--checkpoint-every", type=number(int, low=1), default=d, help="steps (default 500)"
+    )
+    g.add_argument(
+        "--keep-checkpoints", type=number(int, low=0), default=d, help="0 keeps all (default 5)"
+    )
+    g.add_argument("--val-every", type=number(int, low=1), default=d, help="steps (default 250)")
+    g.add_argument(
+        "--val-samples", type=number(int, low=1), default=d, help="fixed val samples (default 32)"
+    )
+    g.add_argument(
+        "--log-every", type=number(int, low=1), default=d, help="steps per log row (default 10)"
+    )
     g.add_argument(
         "--linearize",
         choices=("gamma2.2", "srgb", "square"),
@@ -177,10 +202,30 @@ def add_parser(subparsers) -> None:
     )
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("--lr", type=float, default=d, help="Adam learning rate (default 5e-5)")
-    g.add_argument("--lr-decay", type=float, default=d, help="factor per epoch (default 0.99)")
-    g.add_argument("--beta1", type=float, default=d, help="Adam beta1 (default 0.9)")
-    g.add_argument("--beta2", type=float, default=d, help="Adam beta2 (default 0.999)")
+    g.add_argument(
+        "--lr",
+        type=number(low=0, low_open=True),
+        default=d,
+        help="Adam learning rate (default 5e-5)",
+    )
+    g.add_argument(
+        "--lr-decay",
+        type=number(low=0, low_open=True),
+        default=d,
+        help="factor per epoch (default 0.99)",
+    )
+    g.add_argument(
+        "--beta1",
+        type=number(low=0, high=1, high_open=True),
+        default=d,
+        help="Adam beta1 (default 0.9)",
+    )
+    g.add_argument(
+        "--beta2",
+        type=number(low=0, high=1, high_open=True),
+        default=d,
+        help="Adam beta2 (default 0.999)",
+    )
     g.add_argument(
         "--loss",
         choices=("ir", "l2"),
@@ -197,7 +242,7 @@ def add_parser(subparsers) -> None:
     )
     g.add_argument(
         "--over-boost-weight",
-        type=float,
+        type=number(low=0),
         default=d,
         metavar="K",
         help="a faint highlight predicted brighter than it is costs 1 + K times more "
@@ -205,7 +250,7 @@ def add_parser(subparsers) -> None:
     )
     g.add_argument(
         "--over-boost-stops",
-        type=float,
+        type=number(low=0, low_open=True),
         default=d,
         metavar="S",
         help="a highlight is faint for --over-boost-weight when its target is less than S "
@@ -218,14 +263,20 @@ def add_parser(subparsers) -> None:
         help="temporal regularisation for video (default none)",
     )
     g.add_argument(
-        "--reg-weight", type=float, default=d, help="a in (1-a)*loss + a*reg (default 0.95)"
+        "--reg-weight",
+        type=number(low=0, high=1),
+        default=d,
+        help="a in (1-a)*loss + a*reg (default 0.95)",
     )
     g.add_argument(
-        "--reg-strength", type=float, default=d, help="scales the random motions (default 1)"
+        "--reg-strength",
+        type=number(low=0),
+        default=d,
+        help="scales the random motions (default 1)",
     )
     g.add_argument(
         "--reg-noise",
-        type=float,
+        type=number(low=0),
         nargs=2,
         metavar=("LO", "HI"),
         default=d,
@@ -254,13 +305,13 @@ def add_parser(subparsers) -> None:
     )
     g.add_argument(
         "--max-side",
-        type=int,
+        type=number(int, low=1),
         default=d,
         help="larger scenes are reduced by halves below this (default 2048)",
     )
     g.add_argument(
         "--clip-fraction",
-        type=float,
+        type=number(low=0, high=1, high_open=True),
         nargs=2,
         metavar=("LO", "HI"),
         default=d,
@@ -268,7 +319,7 @@ def add_parser(subparsers) -> None:
     )
     g.add_argument(
         "--faint-highlights",
-        type=float,
+        type=number(low=0, high=1),
         metavar="P",
         default=d,
         help="share of samples exposed so that the brightest pixel is only a little "
@@ -276,7 +327,7 @@ def add_parser(subparsers) -> None:
     )
     g.add_argument(
         "--faint-headroom",
-        type=float,
+        type=number(low=1),
         nargs=2,
         metavar=("LO", "HI"),
         default=d,
@@ -284,7 +335,7 @@ def add_parser(subparsers) -> None:
     )
     g.add_argument(
         "--crop-fraction",
-        type=float,
+        type=number(low=0, high=1, low_open=True),
         nargs=2,
         metavar=("LO", "HI"),
         default=d,
@@ -292,13 +343,15 @@ def add_parser(subparsers) -> None:
     )
     g.add_argument(
         "--fov",
-        type=float,
+        type=number(low=1, high=179, high_open=True),
         nargs=2,
         metavar=("LO", "HI"),
         default=d,
         help="panorama views, degrees (default 50 90)",
     )
-    g.add_argument("--max-pitch", type=float, default=d, help="degrees (default 30)")
+    g.add_argument(
+        "--max-pitch", type=number(low=0, high=90), default=d, help="degrees (default 30)"
+    )
     g.add_argument(
         "--curve",
         choices=("sigmoid", "gamma", "mixed"),
@@ -329,18 +382,20 @@ def add_parser(subparsers) -> None:
         default=d,
         help="gamma curve (default 2.2 0.1)",
     )
-    g.add_argument("--hue-std", type=float, default=d, help="degrees (default 7)")
-    g.add_argument("--saturation-std", type=float, default=d, help="(default 0.1)")
-    g.add_argument("--noise-max", type=float, default=d, help="noise std limit (default 0.01)")
+    g.add_argument("--hue-std", type=number(low=0), default=d, help="degrees (default 7)")
+    g.add_argument("--saturation-std", type=number(low=0), default=d, help="(default 0.1)")
+    g.add_argument(
+        "--noise-max", type=number(low=0), default=d, help="noise std limit (default 0.01)"
+    )
     g.add_argument(
         "--jpeg-probability",
-        type=float,
+        type=number(low=0, high=1),
         default=d,
         help="share of samples JPEG-compressed (default 0)",
     )
     g.add_argument(
         "--jpeg-quality",
-        type=int,
+        type=number(int, low=1, high=100),
         nargs=2,
         metavar=("LO", "HI"),
         default=d,
@@ -409,31 +464,57 @@ def resolve_strategy(args) -> str:
     return choose_strategy(args.strategy, cluster, gpu_count)
 
 
+def check(args) -> str | None:
+    """What makes the command line unusable (naming the option), or None: the checks that
+    argparse's value types cannot make. Reads nothing."""
+    for dest in _RANGES + _MEAN_STD:
+        pair = getattr(args, dest)
+        flag = "--" + dest.replace("_", "-")
+        if pair is None:
+            continue
+        if dest in _RANGES and pair[0] > pair[1]:
+            return f"{flag}: LO must not be above HI, got {pair[0]:g} {pair[1]:g}"
+        if dest in _MEAN_STD and pair[1] < 0:
+            return f"{flag}: STD must not be negative, got {pair[1]:g}"
+    if not args.resume:
+        for dest in ("data", "out"):
+            if getattr(args, dest) is None:
+                return f"--{dest} is required (unless --resume)"
+    return None
+
+
 def run(args) -> int:
     from ..reconstruct import DeviceError, configure_device, require_device
     from ..training.data import TrainingDataError
     from ..weights import WeightFileError
 
+    problem = check(args)
+    if problem is not None:
+        return refuse("train", problem)
     try:
         config = build_config(args)
-    except (ValueError, OSError) as err:
-        print(f"hdrcnn train: {err}", file=sys.stderr)
-        return 2
+    except (OSError, WeightFileError, json.JSONDecodeError) as err:  # run.json, the --init file
+        return fail("train", str(err))
+    except ValueError as err:  # settings that do not go together (or a stored run's)
+        return refuse("train", str(err))
     configure_device(args.device)
+    strategy = "none"
     if not args.preview:
         try:
             require_device(args.device)
         except DeviceError as err:
-            print(f"hdrcnn train: --device {args.device}: {err}", file=sys.stderr)
-            return 2
+            return refuse("train", f"--device {args.device}: {err}")
+        try:
+            strategy = resolve_strategy(args)
+        except ValueError as err:  # e.g. multi-worker without a TF_CONFIG cluster
+            return refuse("train", str(err))
     from ..training.loop import StopFlag, train, write_preview
 
     try:
         if args.preview:
             files = write_preview(config, args.preview, Path(config.out) / "preview")
             print(f"wrote {len(files)} files to {Path(config.out) / 'preview'}")
-            return 0
-        strategy = resolve_strategy(args)
+            return OK
         stop = StopFlag()
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set("terminated"))
         try:
@@ -448,8 +529,7 @@ def run(args) -> int:
         finally:
             signal.signal(signal.SIGTERM, previous)
     except (TrainingDataError, WeightFileError, FloatingPointError, ValueError) as err:
-        print(f"hdrcnn train: {err}", file=sys.stderr)
-        return 1
+        return fail("train", str(err))
     val = ""
     if result.val_loss is not None:
         val = (
@@ -457,4 +537,4 @@ def run(args) -> int:
             f"{result.val_loss_baseline:.4g})"
         )
     print(f"step {result.step}: loss {result.loss:.4g}{val}; weights in {result.weights_path}")
-    return 130 if result.stopped == "interrupted" else 0
+    return INTERRUPTED if result.stopped == "interrupted" else OK

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from .common import OK, USAGE, fail
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -40,13 +42,13 @@ def run(args) -> int:
                 state = "installed" if r["installed"] else "missing  "
                 print(f"{r['name']:<{width}}  {state}  {r['path']}  ({r['description']})")
             print(f"cache folder: {W.cache_dir()}")
-            return 0
+            return OK
         if args.action == "install":
             print(f"installed {W.install(args.name, args.file)}")
-            return 0
+            return OK
         if args.action == "download":
             print(f"installed {W.download(args.name)}")
-            return 0
+            return OK
         if args.action == "info":
             w = W.load_weights(args.params)
             meta = {k: v for k, v in w.metadata.items()}
@@ -66,7 +68,7 @@ def run(args) -> int:
                     default=str,
                 )
             )
-            return 0
+            return OK
         if args.action == "export":
             w = W.load_weights(args.params)
             if args.layout == "authors":
@@ -80,9 +82,8 @@ def run(args) -> int:
             else:
                 W.write_weights(w, args.dest)
             print(f"wrote {args.dest} ({args.layout} layout)")
-            return 0
+            return OK
     except (W.WeightFileError, OSError) as err:
-        print(f"hdrcnn weights: {err}", file=sys.stderr)
-        return 1
+        return fail("weights", str(err))
     args._parser.print_help()
-    return 2
+    return USAGE
