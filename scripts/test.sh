@@ -4,7 +4,8 @@
 #      are missing and this user may (root, or sudo without a password) and apt-get exists;
 #   2. a virtual environment: the active one, else $VENV, else .venv (made if missing);
 #   3. the package with its test extra (editable, so a checkout under work is what is tested);
-#   4. ruff format --check and ruff check (configured in pyproject.toml);
+#   4. ruff format --check and ruff check, then mypy on the core modules (all configured in
+#      pyproject.toml; .pre-commit-config.yaml runs the same before a commit);
 #   5. pytest twice: the suite without the GUI tests, then tests/gui under Xvfb, in a process of
 #      its own (TensorFlow and napari's software OpenGL crash in one process). Without the
 #      system packages the GUI tests are skipped with one line naming what is missing.
@@ -62,9 +63,10 @@ main() {
   fi
   python -m pip install -q -e ".[test]"
 
-  # -- 4. lint ------------------------------------------------------------------------------------
+  # -- 4. lint and types --------------------------------------------------------------------------
   ruff format --check .
   ruff check .
+  mypy  # the files and settings: [tool.mypy] in pyproject.toml
 
   # -- 5. the two pytest processes ----------------------------------------------------------------
   status=0

@@ -14,13 +14,16 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from . import io
 from .options import ReconstructOptions
 from .reconstruct import InputImageError
+
+if TYPE_CHECKING:
+    from .video_io import Frame
 
 OUTPUT_SUFFIXES = ("_out.exr", "_in.png", "_out.png")
 # A temp file atomic_output leaves behind when its process is killed mid-write.
@@ -124,7 +127,7 @@ class FrameOutcome:
     number: int  # 1-based, as in the output names
     name: str
     status: str  # "done", "skipped" (outputs already there) or "failed"
-    frame: object = field(repr=False, default=None)  # the video_io.Frame
+    frame: Frame | None = field(repr=False, default=None)
     output: np.ndarray | None = field(repr=False, default=None)  # as written (or float32)
     error: str = ""
     exception: BaseException | None = field(repr=False, default=None)  # behind `error`
@@ -140,6 +143,8 @@ class FrameOutcome:
 
     def input_image(self) -> np.ndarray:
         if self.input_pixels is None:
+            if self.frame is None:
+                raise ValueError(f"{self.name}: no frame to read")
             self.input_pixels = self.frame.read()
         return self.input_pixels
 

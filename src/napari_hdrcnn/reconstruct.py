@@ -142,7 +142,7 @@ def reference_resize(x: np.ndarray, width: int, height: int) -> np.ndarray:
     channels = [
         np.asarray(
             Image.fromarray(np.ascontiguousarray(x[..., c]), mode="F").resize(
-                (width, height), Image.BILINEAR
+                (width, height), Image.Resampling.BILINEAR
             )
         )
         for c in range(x.shape[-1])
@@ -307,11 +307,11 @@ class Reconstructor:
 
         x, alpha_channel, was_grey = as_unit_rgb(image)
         if opts.sizing == "reference":
-            x = reference_resize(x, opts.width, opts.height)
+            width, height = opts.width, opts.height
+            assert width is not None and height is not None  # ReconstructOptions checks it
+            x = reference_resize(x, width, height)
             if alpha_channel is not None:
-                alpha_channel = reference_resize(alpha_channel[..., None], opts.width, opts.height)[
-                    ..., 0
-                ]
+                alpha_channel = reference_resize(alpha_channel[..., None], width, height)[..., 0]
         x = scaled(x, scaling)
         # 8/16-bit at their own size: the curves per code value, looked up (pixels.CodeTables)
         codes = code_values(image) if opts.sizing == "native" else None

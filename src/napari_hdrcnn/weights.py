@@ -18,6 +18,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,7 @@ def _numpy_multiarray():
     try:
         from numpy._core import multiarray
     except ImportError:  # numpy 1.x
-        from numpy.core import multiarray
+        from numpy.core import multiarray  # type: ignore[no-redef]
     return multiarray
 
 
@@ -241,7 +242,7 @@ def average_weights(files: list[Weights]) -> Weights:
                 f"{first.width_factor:g}; only files of one width average"
             )
     tensors = [
-        np.mean([w.tensors[i] for w in files], axis=0, dtype=np.float64).astype(np.float32)
+        np.asarray(np.mean([w.tensors[i] for w in files], axis=0, dtype=np.float64), np.float32)
         for i in range(len(first.tensors))
     ]
     return Weights(
@@ -265,7 +266,7 @@ def write_weights(weights: Weights, path: str | os.PathLike, **metadata) -> None
     }
     meta.update({k: v for k, v in weights.metadata.items() if k not in meta and k != "sha256"})
     meta.update(metadata)
-    arrays = {
+    arrays: dict[str, Any] = {  # Any: numpy's stubs type savez's **kwds as allow_pickle
         spec.name: np.asarray(t, np.float32)
         for spec, t in zip(tensor_specs(weights.width_factor), weights.tensors)
     }

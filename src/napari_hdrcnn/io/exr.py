@@ -233,7 +233,8 @@ def _luminance_weights(chromaticities) -> tuple[float, float, float]:
         return REC709_LUMINANCE
     if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
         return REC709_LUMINANCE
-    return tuple(float(w) for w in weights)
+    r, g, b = (float(w) for w in weights)
+    return (r, g, b)
 
 
 def _yc_to_rgb(
@@ -283,7 +284,7 @@ def _plain(value):
 
 
 def _plain_header(header: dict) -> dict:
-    plain = {}
+    plain: dict[str, object] = {}
     for key, value in header.items():
         if key == "compression":
             plain[key] = _compression_name(value)

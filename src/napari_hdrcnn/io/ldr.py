@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -150,9 +151,10 @@ def encode_png16(arr: np.ndarray) -> bytes:
     are small (benchmarks/bench_png.py), and no slower than the codec this replaced."""
     import imagecodecs
 
-    return imagecodecs.png_encode(
+    encoded = imagecodecs.png_encode(
         np.ascontiguousarray(arr), level=6, filter=imagecodecs.PNG.FILTER.NONE
     )
+    return cast(bytes, encoded)  # bytes when no output buffer is given
 
 
 def jpeg_round_trip(pixels: np.ndarray, quality: int) -> tuple[np.ndarray, bytes]:
