@@ -1,4 +1,4 @@
-"""`hdrcnn predict` and `hdrcnn weights` end to end."""
+"""`hdrcnn predict` end to end."""
 
 from __future__ import annotations
 
@@ -169,23 +169,6 @@ def test_predict_explains_missing_weights_and_inputs(tmp_path, capsys):
     assert code == 1 and "nope.npz" in capsys.readouterr().err
     code = main(["predict", "--im_dir", str(tmp_path), "--width", "64"])
     assert code == 2 and "--height" in capsys.readouterr().err
-
-
-def test_weights_cli_install_list_info_export(
-    tmp_path, monkeypatch, authors_weights_file, small_weights_file, capsys
-):
-    monkeypatch.setenv("HDRCNN_WEIGHTS_DIR", str(tmp_path / "cache"))
-    assert main(["weights", "install", "hdrcnn", str(authors_weights_file)]) == 0
-    assert main(["weights", "list"]) == 0
-    listing = capsys.readouterr().out
-    assert "hdrcnn " in listing and "installed" in listing
-    assert main(["weights", "info", str(small_weights_file)]) == 0
-    assert '"width_factor": 0.125' in capsys.readouterr().out
-    dest = tmp_path / "exported.npz"
-    assert main(["weights", "export", str(small_weights_file), str(dest)]) == 0
-    w = load_weights(dest)
-    assert w.width_factor == 0.125 and w.metadata["format"] == "authors"
-    assert main(["weights", "install", "hdrcnn", str(tmp_path / "missing.npz")]) == 1
 
 
 @pytest.mark.slow

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import random_tensors
 from napari_hdrcnn import engines
 from napari_hdrcnn.cli import main
 from napari_hdrcnn.io import read_image
 from napari_hdrcnn.options import OptionError, ReconstructOptions
 from napari_hdrcnn.reconstruct import Reconstructor
 from napari_hdrcnn.weights import Weights, load_weights
+from testdata import random_tensors
 
 Y_LOG_TOLERANCE = 1e-4
 

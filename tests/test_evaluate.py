@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
 from napari_hdrcnn import evaluate, metrics
 from napari_hdrcnn.cli import main
 from napari_hdrcnn.io import jpeg_round_trip, read_image, write_exr
 from napari_hdrcnn.weights import sha256_of
 from test_metrics import scene
+from testdata import SHARED_DATA
 
 
 # -- test inputs ---------------------------------------------------------------------------------

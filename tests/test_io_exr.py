@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
 from napari_hdrcnn import io
 from napari_hdrcnn.colour import REC709_LUMINANCE
 from napari_hdrcnn.io import (
@@ -21,6 +20,7 @@ from napari_hdrcnn.io import (
     read_image,
     write_exr,
 )
+from testdata import SHARED_DATA
 
 CONFORMANCE = SHARED_DATA / "exr-conformance"
 HDR_TRAIN = SHARED_DATA / "hdr" / "train"

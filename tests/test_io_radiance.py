@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
 from napari_hdrcnn.io import (
     ImageReadError,
     read_image,
     read_radiance,
 )
+from testdata import SHARED_DATA
 
 CONFORMANCE = SHARED_DATA / "exr-conformance"
 HDR_TRAIN = SHARED_DATA / "hdr" / "train"

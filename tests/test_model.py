@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import random_tensors
 from napari_hdrcnn.architecture import macs_per_pixel, parameter_count
 from napari_hdrcnn.reconstruct import Reconstructor
 from napari_hdrcnn.weights import load_weights
 from numpy_reference import forward_final, forward_log
+from testdata import random_tensors
 
 
 def test_parameter_and_mac_counts_match_the_spec():

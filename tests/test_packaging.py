@@ -40,3 +40,9 @@ def test_mypy_checks_files_that_exist_and_the_test_command_runs_it():
     assert script.index("ruff check .") < script.index("\n  mypy") < script.index("run_pytest ")
     hooks = (ROOT / ".pre-commit-config.yaml").read_text()
     assert "entry: mypy" in hooks and "ruff format" in hooks and "ruff check" in hooks
+
+
+def test_tests_find_their_helpers_through_pytest_pythonpath():
+    assert PYPROJECT["tool"]["pytest"]["ini_options"]["pythonpath"] == ["tests"]
+    for conftest in (ROOT / "tests").rglob("conftest.py"):
+        assert "sys.path.insert" not in conftest.read_text(), conftest

@@ -9,11 +9,11 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA, random_tensors, write_authors_layout
 from napari_hdrcnn.cli import main
 from napari_hdrcnn.io import read_image, write_exr, write_png
 from napari_hdrcnn.weights import load_weights, read_authors_npz
 from test_camera import sunny_scene
+from testdata import SHARED_DATA, random_tensors, write_authors_layout
 
 WIDTH = "0.0625"
 TINY = [

@@ -11,7 +11,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import random_tensors, write_authors_layout
 from napari_hdrcnn import weights as W
 from napari_hdrcnn.io.atomic import atomic_write
 from napari_hdrcnn.weights import (
@@ -23,6 +22,7 @@ from napari_hdrcnn.weights import (
     write_authors_npz,
     write_weights,
 )
+from testdata import random_tensors, write_authors_layout
 
 
 def test_authors_layout_reads_all_80_tensors(authors_weights_file):
