@@ -47,7 +47,8 @@ def bench_network(
     width: float, crop: int, batch_size: int, steps: int, batch: dict, regularization: str
 ) -> tuple[float, float]:
     from napari_hdrcnn.model import HDRCNN, training_init
-    from napari_hdrcnn.training.loop import TrainConfig, Trainer, regularization_inputs
+    from napari_hdrcnn.training.config import TrainConfig
+    from napari_hdrcnn.training.trainer import Trainer, regularization_inputs
 
     model = HDRCNN(width)
     training_init(model, 0)

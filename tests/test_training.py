@@ -310,7 +310,7 @@ def test_loss_falls_when_fitting_one_fixed_batch(scenes):
     from napari_hdrcnn.model import HDRCNN, training_init
     from napari_hdrcnn.training.camera import CameraSettings
     from napari_hdrcnn.training.data import SampleSource, load_scenes
-    from napari_hdrcnn.training.loop import Trainer
+    from napari_hdrcnn.training.trainer import Trainer
 
     loaded = load_scenes(scenes[0], crop=32)
     batch = SampleSource(loaded, CameraSettings(crop=32), seed=1).batch(0, 4)
@@ -326,13 +326,9 @@ def test_loss_falls_when_fitting_one_fixed_batch(scenes):
 def test_regularized_step_runs_and_is_deterministic(scenes):
     from napari_hdrcnn.model import HDRCNN, training_init
     from napari_hdrcnn.training.camera import CameraSettings
+    from napari_hdrcnn.training.config import TrainConfig
     from napari_hdrcnn.training.data import SampleSource, load_scenes
-    from napari_hdrcnn.training.loop import (
-        TrainConfig,
-        Trainer,
-        regularization_inputs,
-        step_inputs,
-    )
+    from napari_hdrcnn.training.trainer import Trainer, regularization_inputs, step_inputs
 
     config = TrainConfig(
         data=str(scenes[0]), out="unused", crop=64, batch_size=2, regularization="coherence"

@@ -4,14 +4,19 @@
   camera curves, colour jitter, noise, 8-bit quantisation, JPEG.
 - `data`: scenes decoded once and kept in memory, deterministic batches, prefetching.
 - `losses`: masked log-domain losses and temporal regularisation (TensorFlow).
-- `loop`: Adam, the training loop, checkpoints, resume, logs.
+- `config`: the run's settings (`TrainConfig`) and its schedule (epochs, learning rate).
+- `trainer`: Adam and the compiled train / evaluation steps on one device.
+- `distribute`: strategies, the cluster, the replicated step, the workers' collectives.
+- `run_dir`: the run folder: weights, checkpoints, train_log.csv, run.json, TensorBoard.
+- `loop`: `train()`: set-up, the steps, resume, the final weights.
 
 Importing this package does not import TensorFlow; `train()` does.
 """
 
 from .camera import CameraSettings
+from .config import TrainConfig
 from .data import SampleSource, TrainingDataError, load_scenes
-from .loop import TrainConfig, TrainResult, train, write_preview
+from .loop import TrainResult, train, write_preview
 
 __all__ = [
     "CameraSettings",
