@@ -514,16 +514,6 @@ def _change_ratio(out: float, ref: float) -> float:
     return out / ref if ref > 0 else (1.0 if out == 0 else float("inf"))
 
 
-def _mean_log_change(frames: np.ndarray, floor_fraction: float) -> float:
-    a = _as_linear(frames)
-    y = luminance(a) if a.ndim == 4 else a
-    if y.ndim != 3 or y.shape[0] < 2:
-        raise ValueError(f"a sequence needs shape (T, H, W[, 3]) with T >= 2, got {a.shape}")
-    floor = max(float(np.median(y)) * floor_fraction, 1e-12)
-    log_y = np.log2(np.maximum(y, floor))
-    return float(np.mean(np.abs(np.diff(log_y, axis=0))))
-
-
 def temporal_stability(
     outputs: np.ndarray, comparison: np.ndarray, floor_fraction: float = 1e-3
 ) -> TemporalStability:
@@ -535,21 +525,34 @@ def temporal_stability(
     Luminance is floored at `floor_fraction` times the sequence's median luminance (10 stops
     below it by default) so noise in black regions does not dominate; the measure is
     scale-invariant, so relative outputs and absolute references compare directly.
+    The whole sequences at hand, this is `TemporalStabilityAccumulator` with those floors.
     """
-    out = _mean_log_change(outputs, floor_fraction)
-    ref = _mean_log_change(comparison, floor_fraction)
-    return TemporalStability(
-        output_change=out, comparison_change=ref, ratio=_change_ratio(out, ref)
+    floors = (
+        _sequence_floor(outputs, floor_fraction),
+        _sequence_floor(comparison, floor_fraction),
     )
+    accumulator = TemporalStabilityAccumulator(floor_fraction, floors=floors)
+    for output_frame, comparison_frame in zip(outputs, comparison):
+        accumulator.add(output_frame, comparison_frame)
+    return accumulator.result()
+
+
+def _sequence_floor(frames: np.ndarray, floor_fraction: float) -> float:
+    """`floor_fraction` times the median luminance of a whole (T, H, W[, 3]) sequence."""
+    a = _as_linear(frames)
+    y = luminance(a) if a.ndim == 4 else a
+    if y.ndim != 3 or y.shape[0] < 2:
+        raise ValueError(f"a sequence needs shape (T, H, W[, 3]) with T >= 2, got {a.shape}")
+    return max(float(np.median(y)) * floor_fraction, 1e-12)
 
 
 class _LogLuminanceChange:
     """Running sum of |log2 Y_t - log2 Y_{t-1}| over the pixels of one frame sequence."""
 
-    def __init__(self, floor_fraction: float, what: str):
+    def __init__(self, floor_fraction: float, what: str, floor: float | None = None):
         self.floor_fraction = floor_fraction
         self.what = what
-        self.floor: float | None = None
+        self.floor = floor  # None: floor_fraction times the first frame's median
         self.previous: np.ndarray | None = None
         self.total = 0.0  # float64: thousands of frames of millions of pixels
         self.values = 0
@@ -584,26 +587,26 @@ class _LogLuminanceChange:
 
 
 class TemporalStabilityAccumulator:
-    """`temporal_stability` for frames that arrive one at a time (a video being processed):
+    """Temporal stability of frames that arrive one at a time (a video being processed):
     memory holds one previous frame per sequence, never the sequence.
 
-    Call `add(output_frame, input_frame)` once per frame, in order; `result()` gives the same
-    `TemporalStability` as `temporal_stability(outputs, inputs)` would: mean |delta log2 Y|
-    between consecutive frames for the outputs (linear (H, W, 3), or (H, W) luminance) and for
-    the comparison frames (the inputs: uint8/uint16 linearised as x^2.2 like `ldr_linear`, or a
-    linear reference), and their ratio.
+    Call `add(output_frame, input_frame)` once per frame, in order; `result()` gives the
+    `TemporalStability`: mean |delta log2 Y| between consecutive frames for the outputs (linear
+    (H, W, 3), or (H, W) luminance) and for the comparison frames (the inputs: uint8/uint16
+    linearised as x^2.2 like `ldr_linear`, or a linear reference), and their ratio.
 
-    One difference: the luminance floor. `temporal_stability` floors each sequence at
-    `floor_fraction` times the median luminance of the WHOLE sequence, which a stream cannot
-    know in advance; here each sequence is floored at `floor_fraction` times the median of its
-    FIRST frame. The two agree exactly when the first frame's median is the sequence's (e.g.
-    all frames share one median) and differ little otherwise: the floor only touches pixels
-    ~10 stops below the median.
+    The luminance floor: `floors` (output, comparison) when given (`temporal_stability` passes
+    `floor_fraction` times each whole sequence's median); a stream cannot know that median in
+    advance, so without them each sequence is floored at `floor_fraction` times the median of
+    its FIRST frame. The two agree exactly when the first frame's median is the sequence's
+    (e.g. all frames share one median) and differ little otherwise: the floor only touches
+    pixels ~10 stops below the median.
     """
 
-    def __init__(self, floor_fraction: float = 1e-3):
-        self.output = _LogLuminanceChange(floor_fraction, "output")
-        self.comparison = _LogLuminanceChange(floor_fraction, "comparison")
+    def __init__(self, floor_fraction: float = 1e-3, floors: tuple[float, float] | None = None):
+        output_floor, comparison_floor = floors if floors is not None else (None, None)
+        self.output = _LogLuminanceChange(floor_fraction, "output", output_floor)
+        self.comparison = _LogLuminanceChange(floor_fraction, "comparison", comparison_floor)
         self.frames = 0
 
     def add(self, output_frame: np.ndarray, input_frame: np.ndarray) -> None:
