@@ -15,8 +15,12 @@
 #      faint-highlight samples (1.0-1.5 x white) and the over-boost loss (a faint highlight
 #      predicted too bright costs 4 x), about 70 minutes on a busy 2-core CPU; the mean of its
 #      checkpoints is shipped with the consistent blend (the network held to what the photo
-#      measured).
-# Each stage can be continued later with `hdrcnn train --resume RUN_DIR`.
+#      measured);
+#   5. 493 steps from stage 4 on a GPU (scripts/gpu/train_jax.py: the same network, loss and
+#      camera in JAX), batch 16 of 320 px crops, the stage-4 recipe, mean of the checkpoints at
+#      steps 200, 300, 400 and 493; about 100 s on one H200 (the camera's CPU processes are the
+#      bottleneck). Without a GPU it runs on the CPU too, slowly.
+# Stages 1-4 can be continued later with `hdrcnn train --resume RUN_DIR`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-runs}
@@ -37,5 +41,12 @@ hdrcnn train "${common[@]}" --out "$runs/default-stage4" --init "$runs/default-s
   --loss-mask blend --faint-highlights 0.35 --faint-headroom 1.0 1.5 --over-boost-weight 3 \
   --over-boost-stops 1.0 --checkpoint-every 250 --val-every 500
 python scripts/average_checkpoints.py "$runs/default-stage4" "$runs/default-stage4/averaged.npz"
-python scripts/ship_default_model.py "$runs/default-stage4/averaged.npz" \
-  --run-dir "$runs/default-stage4" --blend consistent
+python scripts/gpu/train_jax.py --scenes "$data/hdr/train" --out "$runs/default-stage5" \
+  --model "default:0.125:$runs/default-stage4/averaged.npz:3:1e-4" --steps 493 --batch-size 16 \
+  --crop 320 --faint-highlights 0.35 --faint-headroom 1.0 1.5 --over-boost-weight 3 \
+  --over-boost-stops 1.0 --checkpoint-every 100 --average-from 0.4 --seed 0
+python scripts/gpu/import_weights.py "$runs/default-stage5/default/averaged.npz" \
+  "$runs/default-stage5/averaged.npz"
+cp "$runs/default-stage5/default/log.csv" "$runs/default-stage5/default/train_log.csv"
+python scripts/ship_default_model.py "$runs/default-stage5/averaged.npz" \
+  --run-dir "$runs/default-stage5/default" --blend consistent

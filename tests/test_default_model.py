@@ -18,9 +18,12 @@ def test_default_model_ships_with_provenance():
     w = load_weights("default")
     meta = w.metadata
     assert w.width_factor == 0.125 and w.linearize == "gamma2.2" and w.blend == "consistent"
-    # stage 4: the do-no-harm recipe (README, "The embedded default model")
+    # stages 4 and 5: the do-no-harm recipe (README, "The embedded default model"); stage 5 ran
+    # on a GPU with scripts/gpu/train_jax.py, which records how many checkpoints it averaged
     assert meta["over_boost_weight"] > 0 and meta["camera"]["faint_probability"] > 0
-    assert meta["loss_mask"] == "blend" and len(meta["averaged_steps"]) > 1
+    assert meta["loss_mask"] == "blend" and meta["trained_by"] == "scripts/gpu/train_jax.py"
+    assert meta["averaged_steps"] == 4 and meta["init"] == "default"
+    assert len(meta["init_sha256"]) == 64
     assert meta["name"] == "default" and meta["step"] > 0 and isinstance(meta["seed"], int)
     assert meta["data"].endswith("hdr/train") and len(meta["git_commit"]) == 40
     assert "train_default_model.sh" in meta["retrain"]

@@ -106,6 +106,42 @@ def tensor_specs(width_factor: float = 1.0) -> list[TensorSpec]:
     return [TensorSpec(i, n, s) for i, (n, s) in enumerate(out)]
 
 
+def initial_tensors(width_factor: float = 1.0, seed: int = 0) -> list[np.ndarray]:
+    """The authors' initialisation for training from scratch, as the 80 arrays.
+
+    Convs: He-normal kernels, zero bias. Transposed convs: bilinear 2x upsampling per channel.
+    Skip fusions: `decoder + t` (identity on both halves). Batch norm: gamma 1, beta 0, mean 0,
+    variance 1.
+    """
+    rng = np.random.default_rng(seed)
+    bilinear = np.array([0.25, 0.75, 0.75, 0.25], np.float32)
+    bilinear = np.outer(bilinear, bilinear)
+    arrays = []
+    for spec in tensor_specs(width_factor):
+        name, shape = spec.name, spec.shape
+        if name.endswith(("/b", "/beta", "moving_mean")):
+            arr = np.zeros(shape, np.float32)
+        elif name.endswith(("/gamma", "moving_variance")):
+            arr = np.ones(shape, np.float32)
+        elif "/deconv/" in name:
+            arr = np.zeros(shape, np.float32)
+            for c in range(min(shape[2], shape[3])):
+                arr[:, :, c, c] = bilinear
+        elif "/fuse/" in name:
+            cin, cout = shape[2], shape[3]
+            arr = np.zeros(shape, np.float32)
+            half = cin - cout  # decoder channels come first, then the skip's
+            for c in range(cout):
+                arr[0, 0, c, c] = 1.0
+                if c < half:
+                    arr[0, 0, cout + c, c] = 1.0
+        else:
+            fan_in = int(np.prod(shape[:3]))
+            arr = rng.normal(0, np.sqrt(2.0 / fan_in), shape).astype(np.float32)
+        arrays.append(arr)
+    return arrays
+
+
 def infer_width_factor(first_kernel_out_channels: int) -> float:
     """Width factor from conv1_1's output channels (64 at width 1.0)."""
     return first_kernel_out_channels / 64.0

@@ -21,6 +21,7 @@ from .architecture import (
     LOG_EPS,
     VGG_MEAN_BGR,
     blend_alpha,
+    initial_tensors,
     tensor_specs,
 )
 
@@ -142,36 +143,5 @@ class HDRCNN(tf.Module):
 
 
 def training_init(model: HDRCNN, seed: int = 0) -> None:
-    """The authors' initialisation for training from scratch.
-
-    Convs: He-normal kernels, zero bias. Transposed convs: bilinear 2x upsampling per channel.
-    Skip fusions: `decoder + t` (identity on both halves). Batch norm: gamma 1, beta 0, mean 0,
-    variance 1.
-    """
-    rng = np.random.default_rng(seed)
-    bilinear = np.array([0.25, 0.75, 0.75, 0.25], np.float32)
-    bilinear = np.outer(bilinear, bilinear)
-    arrays = []
-    for spec in model.specs:
-        name, shape = spec.name, spec.shape
-        if name.endswith("/b") or name.endswith("/beta") or name.endswith("moving_mean"):
-            arr = np.zeros(shape, np.float32)
-        elif name.endswith("/gamma") or name.endswith("moving_variance"):
-            arr = np.ones(shape, np.float32)
-        elif "/deconv/" in name:
-            arr = np.zeros(shape, np.float32)
-            for c in range(min(shape[2], shape[3])):
-                arr[:, :, c, c] = bilinear
-        elif "/fuse/" in name:
-            cin, cout = shape[2], shape[3]
-            arr = np.zeros(shape, np.float32)
-            half = cin - cout  # decoder channels come first, then the skip's
-            for c in range(cout):
-                arr[0, 0, c, c] = 1.0
-                if c < half:
-                    arr[0, 0, cout + c, c] = 1.0
-        else:
-            fan_in = int(np.prod(shape[:3]))
-            arr = rng.normal(0, np.sqrt(2.0 / fan_in), shape).astype(np.float32)
-        arrays.append(arr)
-    model.set_weights(arrays)
+    """The authors' initialisation for training from scratch (`architecture.initial_tensors`)."""
+    model.set_weights(initial_tensors(model.width_factor, seed))

@@ -13,11 +13,11 @@ import numpy as np
 import tensorflow as tf
 
 from ..architecture import LOG_EPS, blend_alpha
+from .illuminance import ILLUMINANCE_WEIGHTS, gaussian_taps
 
 LOSSES = ("ir", "l2")  # illuminance + reflectance (default), plain masked log-L2
 REGULARIZATIONS = ("none", "coherence", "sparse-jacobian")
 LOSS_MASKS = ("target", "blend")  # the authors' mask; or also where the blend uses the network
-ILLUMINANCE_WEIGHTS = (0.213, 0.715, 0.072)  # the authors' luminance weights
 
 
 def target_mask(y_true: tf.Tensor) -> tf.Tensor:
@@ -76,16 +76,6 @@ def weighted_loss_mask(
     if over_boost_weight:
         mask = mask * over_boost_weights(y_log, y_true, over_boost_weight, over_boost_stops)
     return mask
-
-
-def gaussian_taps(size: int = 13, nsig: float = 2.0) -> np.ndarray:
-    """The authors' 1-D factor of their 13x13 illuminance blur: sqrt of the Gaussian's mass per
-    tap over +-nsig (their 2-D kernel is sqrt(outer(k, k)), normalised), normalised."""
-    interval = (2 * nsig + 1.0) / size
-    edges = np.linspace(-nsig - interval / 2.0, nsig + interval / 2.0, size + 1)
-    cdf = np.array([0.5 * (1 + math.erf(e / math.sqrt(2))) for e in edges])
-    taps = np.sqrt(np.diff(cdf))
-    return (taps / taps.sum()).astype(np.float32)
 
 
 _TAPS = gaussian_taps()

@@ -1,0 +1,114 @@
+"""scripts/gpu/train_jax.py (the JAX trainer for GPU machines without TensorFlow) computes what
+the package's TensorFlow model and losses compute: network output, loss and its gradient."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")  # the test extra installs it; see pyproject.toml
+tf = pytest.importorskip("tensorflow")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    return _load("train_jax", ROOT / "scripts" / "gpu" / "train_jax.py")
+
+
+@pytest.fixture(scope="module")
+def packer():
+    return _load("pack_scenes", ROOT / "scripts" / "gpu" / "pack_scenes.py")
+
+
+def _random_weights(width: float, seed: int) -> list[np.ndarray]:
+    from napari_hdrcnn.architecture import tensor_specs
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in tensor_specs(width):
+        if s.name.endswith("moving_variance"):
+            out.append(rng.uniform(0.5, 2.0, s.shape).astype(np.float32))
+        elif s.name.endswith("gamma"):
+            out.append(rng.uniform(0.5, 1.5, s.shape).astype(np.float32))
+        else:
+            fan_in = int(np.prod(s.shape[:-1])) if len(s.shape) > 1 else 10
+            out.append(rng.normal(0, 1.0 / np.sqrt(fan_in), s.shape).astype(np.float32))
+    return out
+
+
+def _batch(seed: int, n: int = 2, size: int = 64):
+    rng = np.random.default_rng(seed)
+    y = np.exp(rng.normal(-0.5, 1.2, (n, size, size, 3))).astype(np.float32)
+    x = np.round(np.clip(y, 0, 1) ** (1 / 2.2) * 255) / 255
+    return x.astype(np.float32), y
+
+
+@pytest.mark.parametrize("width", [0.125, 0.25])
+def test_network_matches_tensorflow(trainer, width):
+    from napari_hdrcnn.model import HDRCNN
+
+    weights = _random_weights(width, 1)
+    x, _ = _batch(2)
+    model = HDRCNN(width)
+    model.set_weights(weights)
+    _, _, log_prediction = trainer.build_fns(width)
+    for training in (False, True):
+        want = model.log_prediction(tf.constant(x), training=training).numpy()
+        got, _ = log_prediction([jax.numpy.asarray(w) for w in weights], x, training)
+        np.testing.assert_allclose(np.asarray(got), want, atol=2e-4, rtol=1e-4)
+
+
+def test_loss_and_gradient_match_tensorflow(trainer):
+    from napari_hdrcnn.model import HDRCNN
+    from napari_hdrcnn.training.losses import loss_mask, reconstruction_loss, weighted_loss_mask
+
+    width = 0.125
+    weights = _random_weights(width, 3)
+    x, y = _batch(4)
+    model = HDRCNN(width)
+    model.set_weights(weights)
+    with tf.GradientTape() as tape:
+        y_log = model.log_prediction(tf.constant(x), training=True)
+        mask = weighted_loss_mask(loss_mask("blend", y, x), y_log, y, 3.0, 1.0)
+        want = reconstruction_loss("ir", y_log, y, mask)
+    want_grads = tape.gradient(want, model.trainable)
+
+    _, _, log_prediction = trainer.build_fns(width)
+    loss_fn = trainer.make_loss(log_prediction, 3.0, 1.0)
+    params = [jax.numpy.asarray(w) for w in weights]
+    (got, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y)
+    assert float(got) == pytest.approx(float(want), rel=1e-4)
+    trainable = [
+        g for s, g in zip(model.specs, grads) if not s.name.endswith(("_mean", "_variance"))
+    ]
+    assert len(trainable) == len(want_grads)
+    # one scale for all: the biases before a batch norm have a true gradient of 0 (both sides
+    # give round-off of ~1e-12), so a per-tensor scale would compare noise with noise
+    scale = max(float(np.abs(w.numpy()).max()) for w in want_grads)
+    for g, w in zip(trainable, want_grads):
+        np.testing.assert_allclose(np.asarray(g) / scale, w.numpy() / scale, atol=1e-4)
+
+
+def test_rgbe_pack_round_trip(packer, trainer):
+    rng = np.random.default_rng(0)
+    image = np.exp(rng.normal(0, 3, (16, 20, 3))).astype(np.float32)
+    image[0, 0] = 0.0
+    back = trainer.from_rgbe(packer.to_rgbe(image))
+    # RGBE shares one exponent per pixel: each channel is exact to 1/128 of the pixel's peak
+    peak = image.max(axis=-1, keepdims=True)
+    assert np.all(np.abs(back - image) <= peak / 128)
+    assert back[0, 0].tolist() == [0.0, 0.0, 0.0]
