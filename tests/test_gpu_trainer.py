@@ -112,3 +112,52 @@ def test_rgbe_pack_round_trip(packer, trainer):
     peak = image.max(axis=-1, keepdims=True)
     assert np.all(np.abs(back - image) <= peak / 128)
     assert back[0, 0].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_short_run_packs_trains_and_imports(tmp_path):
+    """The whole path on the CPU: scenes packed, a few steps of two models side by side (one
+    from scratch, one from a weight file), the result imported as a weight file that loads."""
+    import subprocess
+
+    from napari_hdrcnn.io import write_exr
+    from napari_hdrcnn.weights import load_weights
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "scenes"
+    data.mkdir()
+    for k in range(2):  # panoramas (2:1) with a bright patch to clip
+        scene = np.exp(rng.normal(-1, 1, (64, 128, 3))).astype(np.float32)
+        scene[20:26, 40 + 20 * k : 48 + 20 * k] = 50.0
+        write_exr(data / f"scene{k}.exr", scene)
+    init = tmp_path / "init.npz"
+    np.savez(init, **{f"t{i:02d}": a for i, a in enumerate(_random_weights(0.125, 5))})
+    gpu = ROOT / "scripts" / "gpu"
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, *map(str, args)], capture_output=True, text=True, timeout=400
+    )
+    packed = run(gpu / "pack_scenes.py", data, tmp_path / "pack", "--parts", "1")
+    assert packed.returncode == 0, packed.stderr
+    trained = run(
+        gpu / "train_jax.py",
+        "--scenes", tmp_path / "pack" / "part0",
+        "--model", "a:0.125",
+        "--model", f"b:0.125:{init}:1:5e-5",
+        "--out", tmp_path / "run",
+        "--steps", 4, "--batch-size", 2, "--crop", 32, "--workers", 1,
+        "--log-every", 2, "--checkpoint-every", 2, "--average-from", 0.5,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "training on 2 scenes" in trained.stdout
+    done = (tmp_path / "run" / "b" / "done.json").read_text()
+    assert '"steps": 4' in done and '"averaged_steps": [2, 4]' in done
+    for tensors in ("final.npz", "averaged.npz"):
+        out = tmp_path / f"b_{tensors}"
+        imported = run(gpu / "import_weights.py", tmp_path / "run" / "b" / tensors, out)
+        assert imported.returncode == 0, imported.stderr
+        weights = load_weights(out)
+        assert weights.width_factor == 0.125 and weights.blend == "consistent"
+        assert weights.metadata["trained_by"] == "scripts/gpu/train_jax.py"
+        assert weights.metadata["over_boost_weight"] == 1.0 and weights.metadata["step"] == 4
+        # it trained: the weights moved away from the file it started from
+        start = np.load(init)["t00"]
+        assert not np.array_equal(weights.tensors[0], start)
