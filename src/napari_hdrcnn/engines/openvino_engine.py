@@ -1,15 +1,23 @@
 """The network as an OpenVINO model, built with OpenVINO's own graph API from numpy arrays.
 
 No TensorFlow and no model conversion: `engines.graph` gives the layers (batch norm folded) and
-the order; this module says how each operation is an OpenVINO node. The model takes NHWC input
-of any height and width (multiples of 32) and is compiled once: a new size costs no recompile.
-Inference runs in float32 (the precision hint is set: on CPUs with bf16 units OpenVINO would
-otherwise choose bf16).
+the order; this module says how each operation is an OpenVINO node. Choices, each measured with
+benchmarks/bench_predict.py and an interleaved A/B on the project's 2-core CPU:
+- one compiled model per input size (static shapes, a few kept): OpenVINO fuses the elementwise
+  steps and plans its memory only for a static shape, which made the default model's frame about
+  a quarter faster than one dynamic model; a tiled run uses one size for all its tiles, a video
+  one size for all its frames, and a compile costs about 0.1-0.3 s;
+- the input stays channels-last (NHWC, what numpy holds and what OpenVINO's convolutions use
+  inside): the ops on the image itself run before its transpose, so OpenVINO removes the
+  transpose and its reorders instead of converting the image twice;
+- float32 inference (the precision hint is set: on CPUs with bf16 units OpenVINO would otherwise
+  choose bf16, which moves y_log by about 0.1).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -18,26 +26,38 @@ from ..weights import Weights
 from .graph import inference_layers, trace
 
 CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+COMPILED_SIZES = 2  # compiled models kept (each holds its own working memory)
+_TO_NCHW = (0, 3, 1, 2)
 
 
 class _Ops:
-    """engines.graph.GraphOps for OpenVINO nodes (NCHW)."""
+    """engines.graph.GraphOps for OpenVINO nodes (NCHW). `image` is the NHWC parameter: the
+    ops `trace` applies to the image itself run channels-last, then transposed."""
 
-    def __init__(self, ops):
+    def __init__(self, ops, image):
         self.o = ops
+        self.image = image
 
     def _const(self, a):
         return self.o.constant(np.asarray(a, np.float32))
 
-    def _channels(self, v):
-        return self._const(np.asarray(v, np.float32).reshape(1, -1, 1, 1))
+    def _channels(self, v, axis=1):
+        shape = [1, 1, 1, 1]
+        shape[axis] = -1
+        return self._const(np.asarray(v, np.float32).reshape(shape))
+
+    def _nchw(self, x):
+        return self.o.transpose(x, self.o.constant(np.array(_TO_NCHW, np.int64)))
 
     def scale_shift(self, x, scale, shift):
-        return self.o.add(self.o.multiply(x, self._const(scale)), self._channels(shift))
+        axis = 3 if x is self.image else 1
+        y = self.o.add(self.o.multiply(x, self._const(scale)), self._channels(shift, axis))
+        return self._nchw(y) if x is self.image else y
 
     def log_square(self, x, scale):
         s = self.o.multiply(x, self._const(scale)) if scale != 1.0 else x
-        return self.o.log(self.o.add(self.o.multiply(s, s), self._const(LOG_EPS)))
+        y = self.o.log(self.o.add(self.o.multiply(s, s), self._const(LOG_EPS)))
+        return self._nchw(y) if x is self.image else y
 
     def conv(self, x, kernel, bias):
         pad = kernel.shape[-1] // 2
@@ -61,33 +81,50 @@ class _Ops:
         return self.o.concat([a, b], 1)
 
 
-def build_model(weights: Weights):
-    """The OpenVINO model: input (1, H, W, 3) float32 NHWC in [0, 1], output y_log NHWC."""
+def build_model(weights: Weights, height: int = -1, width: int = -1):
+    """The OpenVINO model: input (1, H, W, 3) float32 NHWC in [0, 1], output y_log NHWC; H and
+    W fixed when given (-1: any)."""
     import openvino as ov
     import openvino.opset13 as ops
 
-    x = ops.parameter([1, -1, -1, 3], np.float32, name="x")
-    nchw = ops.transpose(x, ops.constant(np.array([0, 3, 1, 2], np.int64)))
-    y = trace(_Ops(ops), nchw, inference_layers(weights))
+    x = ops.parameter([1, height, width, 3], np.float32, name="x")
+    y = trace(_Ops(ops, x), x, inference_layers(weights))
     nhwc = ops.transpose(y, ops.constant(np.array([0, 2, 3, 1], np.int64)))
     return ov.Model([nhwc], [x], "hdrcnn")
 
 
 class OpenVINONetwork:
-    """A compiled OpenVINO model of the weights; `predict_log` is thread-safe."""
+    """Compiled OpenVINO models of the weights, one per input size (the last `COMPILED_SIZES`
+    kept); `predict_log` is thread-safe."""
 
     engine = "openvino"
 
     def __init__(self, weights: Weights):
         import openvino as ov
 
-        self.compiled = ov.Core().compile_model(build_model(weights), "CPU", CONFIG)
+        self.weights = weights
+        self.core = ov.Core()
+        # Loads the CPU plugin now, so that a CPU it does not support raises RuntimeError here
+        # (engines.build_network falls back to TensorFlow) rather than at the first frame.
+        self.core.get_property("CPU", "FULL_DEVICE_NAME")
         self._lock = threading.Lock()
-        self._request = self.compiled.create_infer_request()
+        self._requests: OrderedDict[tuple[int, int], object] = OrderedDict()
+
+    def _request(self, height: int, width: int):
+        key = (height, width)
+        request = self._requests.pop(key, None)
+        if request is None:
+            while len(self._requests) >= COMPILED_SIZES:  # free the oldest's memory first
+                self._requests.popitem(last=False)
+            model = build_model(self.weights, height, width)
+            request = self.core.compile_model(model, "CPU", CONFIG).create_infer_request()
+        self._requests[key] = request
+        return request
 
     def predict_log(self, x: np.ndarray) -> np.ndarray:
         """y_log (H, W, 3) for one (H, W, 3) image with H, W multiples of 32."""
         batch = np.ascontiguousarray(x[None], np.float32)
         with self._lock:
-            self._request.infer({0: batch})
-            return self._request.get_output_tensor(0).data[0].copy()
+            request = self._request(*x.shape[:2])
+            request.infer({0: batch})
+            return request.get_output_tensor(0).data[0].copy()
