@@ -5,7 +5,10 @@ where the input is near white. Two things keep this cheap on a large frame:
 - a pixel with blend weight 0 (most of a photo) is its linearised input, so exp() and the rest
   of the blend run only on the pixels the network replaces;
 - 8- and 16-bit inputs at their own size take only 256 or 65536 values per channel, so the
-  power curves are computed once per value and looked up (`CodeTables`).
+  power curves (and the consistent blend's bounds) are computed once per value and looked up
+  (`CodeTables`);
+- the replaced pixels are gathered and scattered by index (numpy's take on rows of 3), several
+  times faster than boolean-mask indexing of an (H, W, 3) array by an (H, W) mask.
 The formulas are the functions below, applied to whole images, to the pixels that need them, or
 to the table of values: one definition each.
 """
@@ -38,14 +41,18 @@ def channel_max(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.maximum(x[..., :1], x[..., 1:2]), x[..., 2:3])
 
 
+def _check_blend(blend: str) -> None:
+    if blend not in BLENDS:
+        raise ValueError(f"unknown blend {blend!r}; one of {', '.join(BLENDS)}")
+
+
 def blend_weight(x_net: np.ndarray, blend: str = "max") -> np.ndarray:
     """architecture.blend_alpha of the level: 1 at clipping, 0 below 1 - tau.
 
     blend "max" (the authors'): level = max_c x, shape (..., 1); "per-channel": level = x,
     shape (..., 3), so a channel below 1 - tau keeps its measured value.
     """
-    if blend not in BLENDS:
-        raise ValueError(f"unknown blend {blend!r}; one of {', '.join(BLENDS)}")
+    _check_blend(blend)
     level = channel_max(x_net) if blend == "max" else x_net
     return blend_alpha(level).astype(np.float32)
 
@@ -97,13 +104,26 @@ def blended(
 
 
 class CodeTables:
-    """The curves of an integer input, per code value: x (after scaling), x^(1/gamma) and the
-    linearisation, computed once for the 2^bits codes and looked up per pixel."""
+    """The curves of an integer input, per code value: x (after scaling), x^(1/gamma), the
+    linearisation and (on first use) `measured_bounds`, computed once for the 2^bits codes and
+    looked up per pixel."""
 
     def __init__(self, x_of_code: np.ndarray, method: str, gamma: float):
         self.x = x_of_code
+        self.method = method
         self.net = network_input(x_of_code, gamma)
         self.lin = linearize(x_of_code, method)
+        self._bounds: tuple[np.ndarray, np.ndarray] | None = None
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._bounds is None:
+            self._bounds = measured_bounds(self.x, self.method)
+        return self._bounds
+
+
+def _rows(a: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """The pixels `index` (flat over H x W) of an (H, W, C) array, as (len(index), C)."""
+    return np.take(a.reshape(-1, a.shape[-1]), index, axis=0)
 
 
 def blend_hdr(
@@ -114,16 +134,31 @@ def blend_hdr(
     blend: str,
     gamma: float,
     lin: np.ndarray | None = None,
+    coded: tuple[np.ndarray, CodeTables] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(hdr (H, W, 3), mask (H, W)) from the input x in [0, 1] (after scaling), the network's
-    input x_net and output y_log; `lin` is linearize(x) when the caller has it (CodeTables).
+    input x_net and output y_log; `lin` is linearize(x) when the caller has it, `coded` the
+    input's codes (H, W, 3) and their CodeTables (for the bounds of blend "consistent").
     mask is the largest share of the pixel's channels taken from the network."""
-    alpha = blend_weight(x_net, blend)
+    _check_blend(blend)
+    # The share is the "max" blend's weight, and the largest per-channel weight, since the
+    # weight rises with the level: so the per-channel weights are needed on replaced pixels only.
+    share = blend_weight(x_net, "max")
     hdr = linearize(x, method) if lin is None else lin
-    share = alpha if blend == "max" else channel_max(alpha)
-    replaced = share[..., 0] > 0
-    if replaced.any():  # only these pixels need exp() and the blend; the rest stay L(x)
-        hdr = np.array(hdr, np.float32, copy=True)
-        bounds = measured_bounds(x[replaced], method) if blend == "consistent" else None
-        hdr[replaced] = blended(hdr[replaced], alpha[replaced], y_log[replaced], gamma, bounds)
+    replaced = np.flatnonzero(share > 0)
+    if replaced.size:  # only these pixels need exp() and the blend; the rest stay L(x)
+        hdr = np.array(hdr, np.float32, order="C")
+        if blend == "max":
+            alpha = _rows(share, replaced)
+        else:
+            alpha = blend_weight(_rows(x_net, replaced), blend)
+        bounds = None
+        if blend == "consistent" and coded is not None:
+            codes = _rows(coded[0], replaced)
+            bounds = tuple(np.take(table, codes) for table in coded[1].bounds())
+        elif blend == "consistent":
+            bounds = measured_bounds(_rows(x, replaced), method)
+        hdr.reshape(-1, 3)[replaced] = blended(
+            _rows(hdr, replaced), alpha, _rows(y_log, replaced), gamma, bounds
+        )
     return hdr, share[..., 0]

@@ -315,14 +315,16 @@ class Reconstructor:
         x = scaled(x, scaling)
         # 8/16-bit at their own size: the curves per code value, looked up (pixels.CodeTables)
         codes = code_values(image) if opts.sizing == "native" else None
+        coded = None
         if codes is not None:
             tables = pixels.CodeTables(scaled(codes[1], scaling), method, gamma)
             x_net = np.take(tables.net, codes[0]) if gamma != 1.0 else x
             lin = np.take(tables.lin, codes[0])
+            coded = (codes[0], tables)
         else:
             x_net, lin = pixels.network_input(x, gamma), None
         y_log = self.log_prediction(x_net, opts, progress, cancelled)
-        y, mask = pixels.blend_hdr(x, x_net, y_log, method, blend, gamma, lin)
+        y, mask = pixels.blend_hdr(x, x_net, y_log, method, blend, gamma, lin, coded)
 
         if was_grey:
             hdr = y.mean(axis=-1, dtype=np.float32)
