@@ -137,9 +137,10 @@ def blend_hdr(
     coded: tuple[np.ndarray, CodeTables] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(hdr (H, W, 3), mask (H, W)) from the input x in [0, 1] (after scaling), the network's
-    input x_net and output y_log; `lin` is linearize(x) when the caller has it, `coded` the
-    input's codes (H, W, 3) and their CodeTables (for the bounds of blend "consistent").
-    mask is the largest share of the pixel's channels taken from the network."""
+    input x_net and output y_log; `lin` is linearize(x) when the caller has it (a float32 array
+    of its own: the blend is written into it), `coded` the input's codes (H, W, 3) and their
+    CodeTables (for the bounds of blend "consistent"). mask is the largest share of the
+    pixel's channels taken from the network."""
     _check_blend(blend)
     # The share is the "max" blend's weight, and the largest per-channel weight, since the
     # weight rises with the level: so the per-channel weights are needed on replaced pixels only.
@@ -147,7 +148,8 @@ def blend_hdr(
     hdr = linearize(x, method) if lin is None else lin
     replaced = np.flatnonzero(share > 0)
     if replaced.size:  # only these pixels need exp() and the blend; the rest stay L(x)
-        hdr = np.array(hdr, np.float32, order="C")
+        if not (hdr.dtype == np.float32 and hdr.flags.c_contiguous and hdr.flags.writeable):
+            hdr = np.array(hdr, np.float32, order="C")
         if blend == "max":
             alpha = _rows(share, replaced)
         else:

@@ -165,11 +165,17 @@ def reflect_pad(x: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:
 
 # -- tiling ---------------------------------------------------------------------------------------
 def bytes_per_pixel(width_factor: float, engine: str = "tensorflow") -> float:
-    """Peak working memory of one forward pass per input pixel, per engine (measured with
-    benchmarks/bench_predict.py --memory: OpenVINO about 1400 * width + 120 bytes, TensorFlow
-    about twice that at width 1; these add half again as headroom)."""
+    """Bytes of memory per input pixel of a tile, per engine: what the tile size is chosen by.
+
+    One forward pass measured (benchmarks/bench_predict.py --memory --widths 0.125 0.25 1.0):
+    OpenVINO, one compiled model per size, 241 / 368 / 808 bytes per pixel, about
+    600 * width + 220; TensorFlow 301 / 448 / 1561. The formulas are about 2.5 and 2 times
+    that, so that with the frame's own arrays (input, linearised frame, the tiles' sum and the
+    blend: a numpy peak of 1.4 GiB at 24 megapixels) and the process's libraries a
+    24-megapixel photo peaks within the 4 GiB default (OpenVINO measured with --big; the
+    TensorFlow formula's 4.0 GiB at width 1 is an earlier measurement)."""
     if engine == "openvino":
-        return 2100.0 * width_factor + 200.0
+        return 1500.0 * width_factor + 550.0
     return 3000.0 * width_factor + 200.0
 
 
@@ -319,11 +325,12 @@ class Reconstructor:
         if codes is not None:
             tables = pixels.CodeTables(scaled(codes[1], scaling), method, gamma)
             x_net = np.take(tables.net, codes[0]) if gamma != 1.0 else x
-            lin = np.take(tables.lin, codes[0])
             coded = (codes[0], tables)
         else:
-            x_net, lin = pixels.network_input(x, gamma), None
+            x_net = pixels.network_input(x, gamma)
         y_log = self.log_prediction(x_net, opts, progress, cancelled)
+        # the linearised frame made after the network, so that it never sits beside the tiles
+        lin = np.take(coded[1].lin, coded[0]) if coded is not None else None
         y, mask = pixels.blend_hdr(x, x_net, y_log, method, blend, gamma, lin, coded)
 
         if was_grey:
@@ -389,8 +396,10 @@ class Reconstructor:
                 done += 1
                 if progress is not None:
                     progress(done, total)
+        del xp
         # Blending happens in the log domain, where the network's output is smooth.
-        return (acc / np.maximum(wsum, 1e-12))[:h, :w]
+        acc /= np.maximum(wsum, 1e-12)
+        return acc[:h, :w]
 
 
 _CACHE: dict[tuple, Reconstructor] = {}
