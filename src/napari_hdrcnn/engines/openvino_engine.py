@@ -15,6 +15,9 @@ benchmarks/bench_predict.py and an interleaved A/B on the project's 2-core CPU:
   second convolution; the last layer's (with the image's log) stays a concatenation, since
   split it left OpenVINO a transpose and a reorder of the output (width 0.125: 11 % faster
   than no split, width 1.0: 3 %);
+- threads not pinned to cores: on a CPU that other processes share, a thread pinned to a busy
+  core held every layer's other thread at its barrier (default model at load average 7-8:
+  median 0.27 s unpinned against 1.00 s pinned; about the same on an idle machine);
 - float32 inference (the precision hint is set: on CPUs with bf16 units OpenVINO would otherwise
   choose bf16, which moves y_log by about 0.1).
 """
@@ -31,7 +34,11 @@ from ..architecture import LOG_EPS
 from ..weights import Weights
 from .graph import inference_layers, trace
 
-CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+CONFIG = {
+    "INFERENCE_PRECISION_HINT": "f32",
+    "PERFORMANCE_HINT": "LATENCY",
+    "ENABLE_CPU_PINNING": False,
+}
 COMPILED_SIZES = 2  # compiled models kept (each holds its own working memory)
 _TO_NCHW = (0, 3, 1, 2)
 
