@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import lzma
-import math
 import os
 import sys
 import time
@@ -42,8 +41,9 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _import_package_modules():
-    """architecture, camera, data and the loss constants without the package's __init__ (which
-    pulls in readers this machine may lack): a bare parent package pointing at src/."""
+    """architecture, the RGBE decoder, camera, data, the lr schedule and the loss constants
+    without the package's __init__ (which pulls in TensorFlow-side modules this machine may
+    lack): a bare parent package pointing at src/."""
     import types
 
     for name, sub in (("napari_hdrcnn", "napari_hdrcnn"), ("napari_hdrcnn.training", "training")):
@@ -53,25 +53,21 @@ def _import_package_modules():
             mod.__path__ = [str(base if sub == "napari_hdrcnn" else base / sub)]
             sys.modules[name] = mod
     from napari_hdrcnn import architecture
-    from napari_hdrcnn.training import camera, data, illuminance
+    from napari_hdrcnn.io import radiance
+    from napari_hdrcnn.training import camera, config, data, illuminance
 
-    return architecture, camera, data, illuminance
+    return architecture, radiance, camera, config, data, illuminance
 
 
-architecture, camera, data, illuminance = _import_package_modules()
+architecture, radiance, camera, config, data, illuminance = _import_package_modules()
 
 BN_MOMENTUM = 0.99
 
 
 # -- scenes ---------------------------------------------------------------------------------------
 def from_rgbe(planar: np.ndarray) -> np.ndarray:
-    """RGBE uint8 (4, H, W) -> linear float32 (H, W, 3)."""
-    e = planar[3].astype(np.int32)
-    scale = np.where(e > 0, np.ldexp(1.0, e - 136), 0.0).astype(np.float32)
-    return (
-        np.stack([(planar[c].astype(np.float32) + 0.5) * scale for c in range(3)], -1)
-        * (e > 0)[..., None]
-    )
+    """Planar RGBE uint8 (4, H, W) -> linear float32 (H, W, 3), as the package reads .hdr files."""
+    return radiance.rgbe_to_float(planar.transpose(1, 2, 0))
 
 
 def load_scene_arrays(folders: list[str]) -> list[tuple[str, np.ndarray]]:
@@ -254,7 +250,7 @@ def make_step(width: float, over_boost_weight: float, over_boost_stops: float):
             new_p[iv] = BN_MOMENTUM * new_p[iv] + (1 - BN_MOMENTUM) * var
         return new_p, new_m, new_v, t, loss
 
-    return specs, step, loss_fn, log_prediction
+    return specs, step
 
 
 # -- init -----------------------------------------------------------------------------------------
@@ -335,7 +331,7 @@ def main(argv=None) -> None:
     models = []
     for m in args.model:
         ob = args.over_boost_weight if m["over_boost"] is None else m["over_boost"]
-        specs, step, _, _ = make_step(m["width"], ob, args.over_boost_stops)
+        specs, step = make_step(m["width"], ob, args.over_boost_stops)
         params = (
             read_init(m["init"], specs)
             if m["init"]
@@ -355,6 +351,15 @@ def main(argv=None) -> None:
                 t=jnp.float32(0.0),
                 folder=folder,
                 log=open(folder / "log.csv", "w"),
+                # the package's schedule (lr x decay per epoch of 16 samples a scene)
+                schedule=config.TrainConfig(
+                    data="",
+                    out="",
+                    crop=args.crop,
+                    batch_size=args.batch_size,
+                    lr=m["lr"] or args.lr,
+                    lr_decay=args.lr_decay,
+                ),
                 avg=None,
                 avg_steps=[],
                 losses=[],
@@ -395,7 +400,7 @@ def main(argv=None) -> None:
             time.sleep(1)
     folders = [f for f in args.scenes if Path(f).exists()]
     n_scenes = count_scenes(folders)
-    per_epoch = max(1, math.ceil(16 * n_scenes / args.batch_size))
+    per_epoch = config.steps_per_epoch(models[0]["schedule"], n_scenes)
     print(f"training on {n_scenes} scenes from {folders}", flush=True)
     for m in models:
         run = json.loads((m["folder"] / "run.json").read_text())
@@ -421,9 +426,9 @@ def main(argv=None) -> None:
     for step_index, codes, y in jobs:
         xj, yj = jnp.asarray(codes, jnp.float32) / 255.0, jnp.asarray(y)
         for m in models:
-            lr = (m["lr"] or args.lr) * args.lr_decay ** (step_index // per_epoch)
+            m["lr_now"] = config.learning_rate(m["schedule"], step_index, per_epoch)
             m["params"], m["m"], m["v"], m["t"], loss = m["step"](
-                m["params"], m["m"], m["v"], m["t"], jnp.float32(lr), xj, yj
+                m["params"], m["m"], m["v"], m["t"], jnp.float32(m["lr_now"]), xj, yj
             )
             m["losses"].append(loss)
         done = step_index + 1
@@ -434,8 +439,7 @@ def main(argv=None) -> None:
             for m in models:
                 mean = float(jnp.mean(jnp.stack(m["losses"])))
                 m["losses"] = []
-                lr = (m["lr"] or args.lr) * args.lr_decay ** (step_index // per_epoch)
-                m["log"].write(f"{done},{mean:.6g},{lr:.3g},{elapsed:.1f}\n")
+                m["log"].write(f"{done},{mean:.6g},{m['lr_now']:.3g},{elapsed:.1f}\n")
                 m["log"].flush()
                 summary.append(f"{m['name']}={mean:.4f}")
             rate = done / max(elapsed, 1e-9)
