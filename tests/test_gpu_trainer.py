@@ -120,6 +120,7 @@ def test_a_short_run_packs_trains_and_imports(tmp_path):
     import subprocess
 
     from napari_hdrcnn.io import write_exr
+    from napari_hdrcnn.training.widen import widened_tensors
     from napari_hdrcnn.weights import load_weights
 
     rng = np.random.default_rng(0)
@@ -129,8 +130,8 @@ def test_a_short_run_packs_trains_and_imports(tmp_path):
         scene = np.exp(rng.normal(-1, 1, (64, 128, 3))).astype(np.float32)
         scene[20:26, 40 + 20 * k : 48 + 20 * k] = 50.0
         write_exr(data / f"scene{k}.exr", scene)
-    init = tmp_path / "init.npz"
-    np.savez(init, **{f"t{i:02d}": a for i, a in enumerate(_random_weights(0.125, 5))})
+    init = tmp_path / "init.npz"  # a narrower network: the trainer widens it to 0.125
+    np.savez(init, **{f"t{i:02d}": a for i, a in enumerate(_random_weights(0.0625, 5))})
     gpu = ROOT / "scripts" / "gpu"
     run = lambda *args: subprocess.run(  # noqa: E731
         [sys.executable, *map(str, args)], capture_output=True, text=True, timeout=400
@@ -148,6 +149,7 @@ def test_a_short_run_packs_trains_and_imports(tmp_path):
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "training on 2 scenes" in trained.stdout
+    assert "widened from width 0.0625 to 0.125" in trained.stdout
     done = (tmp_path / "run" / "b" / "done.json").read_text()
     assert '"steps": 4' in done and '"averaged_steps": [2, 4]' in done
     for tensors in ("final.npz", "averaged.npz"):
@@ -159,5 +161,38 @@ def test_a_short_run_packs_trains_and_imports(tmp_path):
         assert weights.metadata["trained_by"] == "scripts/gpu/train_jax.py"
         assert weights.metadata["over_boost_weight"] == 1.0 and weights.metadata["step"] == 4
         # it trained: the weights moved away from the file it started from
-        start = np.load(init)["t00"]
+        narrow = [np.load(init)[f"t{i:02d}"] for i in range(80)]
+        start = widened_tensors(narrow, 0.0625, 0.125, seed=0)[0]
+        assert start.shape == weights.tensors[0].shape
         assert not np.array_equal(weights.tensors[0], start)
+
+
+def test_batches_through_shared_memory_equal_the_pipes(trainer, tmp_path, monkeypatch):
+    """The ring of shared-memory slots hands over the same batches, in step order, as the
+    pool's result pipe; slots are reused (more steps than slots) without overwriting a batch
+    before it was taken."""
+    import multiprocessing as mp
+
+    from napari_hdrcnn.io import write_exr
+    from napari_hdrcnn.training.camera import CameraSettings
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts" / "gpu"))  # the workers import train_jax
+    rng = np.random.default_rng(1)
+    scene = np.exp(rng.normal(-1, 1, (64, 128, 3))).astype(np.float32)
+    scene[20:26, 40:48] = 50.0
+    write_exr(tmp_path / "scene.exr", scene)
+    settings = CameraSettings(crop=32).to_dict()
+    steps, batch, window = 7, 2, 3
+    got = {}
+    for transport in ("pipe", "shm"):
+        ring = trainer.BatchRing(window, batch, 32) if transport == "shm" else None
+        init = ([str(tmp_path)], 32, settings, 0, None if ring is None else (ring.spec, ring.names))
+        with mp.get_context("spawn").Pool(2, trainer._init_worker, init) as pool:
+            got[transport] = list(trainer.batches(pool, steps, batch, ring, window))
+        if ring is not None:
+            ring.close()
+    assert [s for s, _, _ in got["shm"]] == list(range(steps))
+    for (_, x_pipe, y_pipe), (_, x_shm, y_shm) in zip(got["pipe"], got["shm"]):
+        assert x_shm.dtype == np.uint8 and y_shm.dtype == np.float32
+        assert np.array_equal(x_pipe, x_shm) and np.array_equal(y_pipe, y_shm)
+    assert not np.array_equal(got["shm"][0][2], got["shm"][window][2])  # distinct batches

@@ -218,22 +218,18 @@ def test_init_from_the_authors_layout_and_a_time_limit(scenes, tmp_path, capsys)
     assert [int(r["step"]) for r in log_rows(out)] == [1]
     start = random_tensors(0.0625, seed=4)
     assert np.abs(w.tensors[0] - start[0]).max() < 1e-3  # one small step away from init
-    assert (
-        main(
-            train_args(
-                scenes,
-                tmp_path / "bad",
-                "--steps",
-                "1",
-                "--init",
-                str(init),
-                "--width-factor",
-                "0.125",
-            )
-        )
-        == 1
-    )
-    assert "width factor" in capsys.readouterr().err
+    # a wider --width-factor widens the file's network (training.widen) and trains that
+    thin = write_authors_layout(random_tensors(0.03125, seed=4), tmp_path / "thin.npz")
+    wider = tmp_path / "wider"
+    assert main(train_args(scenes, wider, "--steps", "1", "--init", str(thin))) == 0
+    w = load_weights(wider / "weights.npz")
+    assert w.width_factor == float(WIDTH) and w.metadata["init"] == str(thin)
+    # a narrower one is refused
+    narrow = write_authors_layout(random_tensors(0.125, seed=4), tmp_path / "wide.npz")
+    bad = train_args(scenes, tmp_path / "bad", "--steps", "1", "--init", str(narrow))
+    capsys.readouterr()
+    assert main(bad) == 1
+    assert "widened, not narrowed" in capsys.readouterr().err
 
 
 def test_preview_writes_sample_pairs(scenes, tmp_path):

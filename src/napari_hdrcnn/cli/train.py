@@ -131,7 +131,8 @@ def add_parser(subparsers) -> None:
         metavar="WEIGHTS",
         default=d,
         help="start from a weight file (ours or the authors') or name, e.g. to "
-        "fine-tune the authors' weights",
+        "fine-tune the authors' weights; with a larger --width-factor the file's network is "
+        "widened first, computing the same output (its new channels copy trained ones)",
     )
     g.add_argument(
         "--resume",

@@ -40,6 +40,7 @@ from .run_dir import (
     write_summaries,
 )
 from .trainer import Trainer, regularization_inputs
+from .widen import widened_tensors
 
 __all__ = [
     "StopFlag",
@@ -373,6 +374,8 @@ def weight_metadata(config: TrainConfig, commit: str | None) -> dict:
         camera=config.camera.to_dict(),
         git_commit=commit,
         trained_by="hdrcnn train",
+        # the starting weights (widened first when narrower than the run's width)
+        **({"init": str(config.init)} if config.init else {}),
     )
 
 
@@ -427,12 +430,16 @@ def initial_weights(config: TrainConfig, model) -> tuple[int, Path | None, dict]
         return int(w.metadata.get("step", 0)), ckpt, w.metadata
     if config.init:
         w = load_weights(config.init)
-        if abs(w.width_factor - config.width_factor) > 1e-9:
+        tensors = w.tensors
+        if w.width_factor > config.width_factor + 1e-9:
             raise TrainingDataError(
-                f"{config.init}: width factor {w.width_factor} differs "
-                f"from --width-factor {config.width_factor}"
+                f"{config.init}: width factor {w.width_factor} is wider than "
+                f"--width-factor {config.width_factor} (a network can be widened, not narrowed)"
             )
-        model.set_weights(w.tensors)
+        if w.width_factor < config.width_factor - 1e-9:
+            # a wider network that starts as the trained one (training.widen)
+            tensors = widened_tensors(tensors, w.width_factor, config.width_factor, config.seed)
+        model.set_weights(tensors)
         return 0, None, w.metadata
     training_init(model, config.seed)
     return 0, None, {}
