@@ -179,5 +179,5 @@ class OpenVINONetwork:
         batch = np.ascontiguousarray(x[None], np.float32)
         with self._lock:
             request = self._request(*x.shape[:2])
-            request.infer({0: batch})
+            request.infer({0: batch}, share_inputs=True)  # read in place, not copied first
             return request.get_output_tensor(0).data[0].copy()
