@@ -14,7 +14,8 @@ benchmarks/bench_predict.py and an interleaved A/B on the project's 2-core CPU:
   concatenation along channels is a slow reference kernel here, and the sum fuses into the
   second convolution; the last layer's (with the image's log) stays a concatenation, since
   split it left OpenVINO a transpose and a reorder of the output (width 0.125: 11 % faster
-  than no split, width 1.0: 3 %);
+  than no split, width 1.0: 3 %; its image-log half as a MatMul on the channels-last log
+  instead: 1.06x the default model's network, a Transpose and two reorders of the output);
 - the skip connections' log((x/255)^2 + 1/255) as four square roots and a series (`_Ops._log`):
   OpenVINO 2026.4's Log is a scalar reference kernel (about 20 % of the default model's frame in
   its performance counters), the roots and the series fuse with the square into one vectorised
@@ -23,6 +24,11 @@ benchmarks/bench_predict.py and an interleaved A/B on the project's 2-core CPU:
 - threads not pinned to cores: on a CPU that other processes share, a thread pinned to a busy
   core held every layer's other thread at its barrier (default model at load average 7-8:
   median 0.27 s unpinned against 1.00 s pinned; about the same on an idle machine);
+- the input frame read in place (`share_inputs`), not copied into the request's tensor first:
+  0.97x the default model's network (about the noise); the output is copied out under the lock
+  (a numpy array set as the request's output tensor: no faster);
+- OpenVINO's defaults otherwise: CPU_DENORMALS_OPTIMIZATION (0.99x) and INFERENCE_NUM_THREADS
+  1 or 2 (1.02x / 1.03x) were within the noise (interleaved, sgemm 157 GFLOP/s, load 2.2);
 - float32 inference (the precision hint is set: on CPUs with bf16 units OpenVINO would otherwise
   choose bf16, which moves y_log by about 0.1).
 """
