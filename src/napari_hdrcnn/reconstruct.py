@@ -51,6 +51,9 @@ class Reconstruction:
 
 
 # -- input ---------------------------------------------------------------------------------------
+INTEGER_LEVELS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
 def as_unit_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """Any supported array -> (float32 RGB in [0, 1], alpha or None, was_grey).
 
@@ -67,10 +70,8 @@ def as_unit_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]
         )
     if a.shape[0] < 1 or a.shape[1] < 1:
         raise InputImageError(f"empty image of shape {np.shape(image)}")
-    if a.dtype == np.uint8:
-        x = a.astype(np.float32) / 255.0
-    elif a.dtype == np.uint16:
-        x = a.astype(np.float32) / 65535.0
+    if a.dtype in INTEGER_LEVELS:  # one pass: the codes as float32, divided in float32
+        x = np.divide(a, np.float32(INTEGER_LEVELS[a.dtype]), dtype=np.float32)
     elif a.dtype.kind in "ui":
         raise InputImageError(f"unsupported integer type {a.dtype}; convert to 8 or 16 bit")
     else:
@@ -94,9 +95,6 @@ def _split_channels(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     alpha = a[..., -1] if channels in (2, 4) else None
     colour = a[..., :3] if channels >= 3 else np.repeat(a[..., :1], 3, axis=-1)
     return np.ascontiguousarray(colour), alpha
-
-
-INTEGER_LEVELS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
 def code_values(image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -263,6 +261,7 @@ class Reconstructor:
         self.weights = load_weights(weights)
         self._network = None
         self._lock = threading.Lock()
+        self._tables: dict[tuple, pixels.CodeTables] = {}
 
     @property
     def device(self) -> str:
@@ -323,14 +322,14 @@ class Reconstructor:
         codes = code_values(image) if opts.sizing == "native" else None
         coded = None
         if codes is not None:
-            tables = pixels.CodeTables(scaled(codes[1], scaling), method, gamma)
-            x_net = np.take(tables.net, codes[0]) if gamma != 1.0 else x
+            tables = self._code_tables(codes[1], scaling, method, gamma)
+            x_net = tables.look_up(tables.net, codes[0]) if gamma != 1.0 else x
             coded = (codes[0], tables)
         else:
             x_net = pixels.network_input(x, gamma)
         y_log = self.log_prediction(x_net, opts, progress, cancelled)
         # the linearised frame made after the network, so that it never sits beside the tiles
-        lin = np.take(coded[1].lin, coded[0]) if coded is not None else None
+        lin = coded[1].look_up(coded[1].lin, coded[0]) if coded is not None else None
         y, mask = pixels.blend_hdr(x, x_net, y_log, method, blend, gamma, lin, coded)
 
         if was_grey:
@@ -342,6 +341,19 @@ class Reconstructor:
                 [hdr if hdr.ndim == 3 else hdr[..., None], alpha_channel[..., None]], axis=-1
             )
         return Reconstruction(hdr=hdr, mask=mask, ldr=x)
+
+    def _code_tables(
+        self, x_of_code: np.ndarray, scaling: float, method: str, gamma: float
+    ) -> pixels.CodeTables:
+        """pixels.CodeTables of 8/16-bit codes, kept for the next frames with these options."""
+        key = (x_of_code.size, scaling, method, gamma)
+        tables = self._tables.get(key)
+        if tables is None:
+            if len(self._tables) >= 8:
+                self._tables.clear()
+            tables = pixels.CodeTables(scaled(x_of_code, scaling), method, gamma)
+            self._tables[key] = tables
+        return tables
 
     def log_prediction(
         self,

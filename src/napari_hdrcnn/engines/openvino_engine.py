@@ -14,10 +14,21 @@ benchmarks/bench_predict.py and an interleaved A/B on the project's 2-core CPU:
   concatenation along channels is a slow reference kernel here, and the sum fuses into the
   second convolution; the last layer's (with the image's log) stays a concatenation, since
   split it left OpenVINO a transpose and a reorder of the output (width 0.125: 11 % faster
-  than no split, width 1.0: 3 %);
+  than no split, width 1.0: 3 %; its image-log half as a MatMul on the channels-last log
+  instead: 1.06x the default model's network, a Transpose and two reorders of the output);
+- the skip connections' log((x/255)^2 + 1/255) as four square roots and a series (`_Ops._log`):
+  OpenVINO 2026.4's Log is a scalar reference kernel (about 20 % of the default model's frame in
+  its performance counters), the roots and the series fuse with the square into one vectorised
+  kernel; y_log moved by at most 4e-6 (3.8e-6 from TensorFlow's, 2.9e-6 before), the default
+  model's network 0.88x the time (interleaved A/B, medians of 9 rounds, sgemm 153 GFLOP/s);
 - threads not pinned to cores: on a CPU that other processes share, a thread pinned to a busy
   core held every layer's other thread at its barrier (default model at load average 7-8:
   median 0.27 s unpinned against 1.00 s pinned; about the same on an idle machine);
+- the input frame read in place (`share_inputs`), not copied into the request's tensor first:
+  0.97x the default model's network (about the noise); the output is copied out under the lock
+  (a numpy array set as the request's output tensor: no faster);
+- OpenVINO's defaults otherwise: CPU_DENORMALS_OPTIMIZATION (0.99x) and INFERENCE_NUM_THREADS
+  1 or 2 (1.02x / 1.03x) were within the noise (interleaved, sgemm 157 GFLOP/s, load 2.2);
 - float32 inference (the precision hint is set: on CPUs with bf16 units OpenVINO would otherwise
   choose bf16, which moves y_log by about 0.1).
 """
@@ -39,6 +50,9 @@ CONFIG = {
     "PERFORMANCE_HINT": "LATENCY",
     "ENABLE_CPU_PINNING": False,
 }
+# log() as square roots and a series (_Ops._log): 4 roots and terms to t^11 keep it within
+# 3e-6 of numpy's float64 log for v in [1/255, 1e5] (argument below 0.36 after the roots)
+LOG_SQRTS, LOG_TERMS = 4, 6
 COMPILED_SIZES = 2  # compiled models kept (each holds its own working memory)
 _TO_NCHW = (0, 3, 1, 2)
 
@@ -68,9 +82,24 @@ class _Ops:
         y = self.o.add(self.o.multiply(x, self._const(scale)), self._channels(shift, axis))
         return self._nchw(y) if x is self.image else y
 
+    def _log(self, v):
+        """log(v), v > 0, in ops that OpenVINO's CPU plugin compiles into one vectorised kernel
+        (its Log is a scalar reference kernel): u = v^(1/16) by square roots, then
+        log(v) = 16 log(u) = 32 atanh(t), t = (u - 1) / (u + 1), by its series to t^11."""
+        u = v
+        for _ in range(LOG_SQRTS):
+            u = self.o.sqrt(u)
+        one = self._const(1.0)
+        t = self.o.divide(self.o.subtract(u, one), self.o.add(u, one))
+        t2 = self.o.multiply(t, t)
+        series = self._const(1.0 / (2 * LOG_TERMS - 1))  # Horner in t^2
+        for n in range(LOG_TERMS - 2, -1, -1):
+            series = self.o.add(self.o.multiply(series, t2), self._const(1.0 / (2 * n + 1)))
+        return self.o.multiply(self.o.multiply(series, t), self._const(2.0 * 2**LOG_SQRTS))
+
     def log_square(self, x, scale):
         s = self.o.multiply(x, self._const(scale)) if scale != 1.0 else x
-        y = self.o.log(self.o.add(self.o.multiply(s, s), self._const(LOG_EPS)))
+        y = self._log(self.o.add(self.o.multiply(s, s), self._const(LOG_EPS)))
         if x is not self.image:
             return y
         self.image_log = self._nchw(y)
@@ -156,5 +185,5 @@ class OpenVINONetwork:
         batch = np.ascontiguousarray(x[None], np.float32)
         with self._lock:
             request = self._request(*x.shape[:2])
-            request.infer({0: batch})
+            request.infer({0: batch}, share_inputs=True)  # read in place, not copied first
             return request.get_output_tensor(0).data[0].copy()
