@@ -9,6 +9,7 @@
 - `distribute`: strategies, the cluster, the replicated step, the workers' collectives.
 - `run_dir`: the run folder: weights, checkpoints, train_log.csv, run.json, TensorBoard.
 - `loop`: `train()`: set-up, the steps, resume, the final weights.
+- `widen`: a trained network made wider with the same output (`--init` at a larger width).
 
 Importing this package does not import TensorFlow; `train()` does.
 """
