@@ -1,6 +1,7 @@
 """Average every checkpoint of a training run into one weight file (as in SWA).
 
     python scripts/average_checkpoints.py runs/default-stage3 runs/default-stage3/averaged.npz
+    python scripts/average_checkpoints.py RUN OUT.npz --from-step 3000   # the later ones only
 
 Single checkpoints of a fine-tune swing by about a decibel on the validation scenes; their mean
 is steadier than any one of them and needs no choice of step. The output keeps the last
@@ -24,14 +25,21 @@ def main() -> None:
     )
     parser.add_argument("run_dir", help="a training run folder (with checkpoints/)")
     parser.add_argument("out", help="the averaged weight file to write")
+    parser.add_argument(
+        "--from-step",
+        type=int,
+        default=0,
+        help="only checkpoints at this step or later (e.g. the second half of a run)",
+    )
     args = parser.parse_args()
 
     folder = Path(args.run_dir) / "checkpoints"
     found = sorted(
         (int(m.group(1)), p) for p in folder.glob("step_*.npz") if (m := CHECKPOINT.match(p.name))
     )
+    found = [(s, p) for s, p in found if s >= args.from_step]
     if not found:
-        raise SystemExit(f"{folder}: no checkpoints (step_XXXXXX.npz)")
+        raise SystemExit(f"{folder}: no checkpoints (step_XXXXXX.npz) from step {args.from_step}")
     files = [load_weights(p) for _, p in found]
     averaged = average_weights(files[::-1])  # the last checkpoint's metadata
     averaged.metadata.pop("sha256", None)
