@@ -328,9 +328,9 @@ class Reconstructor:
         else:
             x_net = pixels.network_input(x, gamma)
         y_log = self.log_prediction(x_net, opts, progress, cancelled)
-        # the linearised frame made after the network, so that it never sits beside the tiles
-        lin = coded[1].look_up(coded[1].lin, coded[0]) if coded is not None else None
-        y, mask = pixels.blend_hdr(x, x_net, y_log, method, blend, gamma, lin, coded)
+        # the linearised frame is made (looked up, with `coded`) by the blend, after the
+        # network, so that it never sits beside the tiles
+        y, mask = pixels.blend_hdr(x, x_net, y_log, method, blend, gamma, None, coded)
 
         if was_grey:
             hdr = y.mean(axis=-1, dtype=np.float32)
