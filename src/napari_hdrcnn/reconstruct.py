@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from .options import MULTIPLE, ReconstructOptions
 from .pixels import linearize as linearize_pixels  # noqa: F401  (training and tests use it)
 from .weights import Weights, load_weights
 
+T = TypeVar("T")
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
@@ -327,10 +329,16 @@ class Reconstructor:
             coded = (codes[0], tables)
         else:
             x_net = pixels.network_input(x, gamma)
-        y_log = self.log_prediction(x_net, opts, progress, cancelled)
-        # the linearised frame made after the network, so that it never sits beside the tiles
-        lin = coded[1].look_up(coded[1].lin, coded[0]) if coded is not None else None
-        y, mask = pixels.blend_hdr(x, x_net, y_log, method, blend, gamma, lin, coded)
+        # The blend reads y_log where the engine holds it (no copy of the frame); the
+        # linearised frame is made (looked up, with `coded`) by the blend, after the network,
+        # so that it never sits beside the tiles.
+        y, mask = self._log_prediction(
+            x_net,
+            opts,
+            progress,
+            cancelled,
+            lambda y_log: pixels.blend_hdr(x, x_net, y_log, method, blend, gamma, None, coded),
+        )
 
         if was_grey:
             hdr = y.mean(axis=-1, dtype=np.float32)
@@ -365,6 +373,18 @@ class Reconstructor:
         """y_log for the network input x, float32 (H, W, 3) of any size: reflect-padded to a
         multiple of 32, in tiles (options.tile, overlap, memory budget) blended in the log
         domain."""
+        return self._log_prediction(x, options, progress, cancelled, None)
+
+    def _log_prediction(
+        self,
+        x: np.ndarray,
+        options: ReconstructOptions | None,
+        progress: ProgressCallback | None,
+        cancelled: CancelCheck | None,
+        use: Callable[[np.ndarray], T] | None,
+    ) -> Any:
+        """log_prediction, or use(y_log) with `use`: then an untiled y_log is the engine's own
+        output, read in place (`_with_log`) and valid only during the call."""
         opts = options or self.options
         tile, overlap = opts.tile, opts.overlap
         h, w = x.shape[:2]
@@ -388,10 +408,14 @@ class Reconstructor:
         if progress is not None:
             progress(0, total)
         if total == 1:
-            out = self.predict_log(xp)
+            out: Any = (
+                self.predict_log(xp)[:h, :w]
+                if use is None
+                else self._with_log(xp, lambda y_log: use(y_log[:h, :w]))
+            )
             if progress is not None:
                 progress(1, 1)
-            return out[:h, :w]
+            return out
 
         acc = np.zeros((H, W, 3), np.float32)
         wsum = np.zeros((H, W, 1), np.float32)
@@ -411,7 +435,13 @@ class Reconstructor:
         del xp
         # Blending happens in the log domain, where the network's output is smooth.
         acc /= np.maximum(wsum, 1e-12)
-        return acc[:h, :w]
+        return acc[:h, :w] if use is None else use(acc[:h, :w])
+
+    def _with_log(self, x: np.ndarray, use: Callable[[np.ndarray], T]) -> T:
+        """use(predict_log(x)), on the engine's own output where it offers it (`with_log`)."""
+        network = self.network()
+        with_log = getattr(network, "with_log", None)
+        return use(network.predict_log(x)) if with_log is None else with_log(x, use)
 
 
 _CACHE: dict[tuple, Reconstructor] = {}
