@@ -117,6 +117,7 @@ def test_rgbe_pack_round_trip(packer, trainer):
 def test_a_short_run_packs_trains_and_imports(tmp_path):
     """The whole path on the CPU: scenes packed, a few steps of two models side by side (one
     from scratch, one from a weight file), the result imported as a weight file that loads."""
+    import csv
     import subprocess
 
     from napari_hdrcnn.io import write_exr
@@ -138,6 +139,11 @@ def test_a_short_run_packs_trains_and_imports(tmp_path):
     )
     packed = run(gpu / "pack_scenes.py", data, tmp_path / "pack", "--parts", "1")
     assert packed.returncode == 0, packed.stderr
+    val = tmp_path / "val"
+    val.mkdir()
+    scene = np.exp(rng.normal(-1, 1, (64, 96, 3))).astype(np.float32)  # not a multiple of 32
+    scene[30:40, 20:34] = 20.0
+    write_exr(val / "held_out.exr", scene)
     trained = run(
         gpu / "train_jax.py",
         "--scenes", tmp_path / "pack" / "part0",
@@ -146,12 +152,24 @@ def test_a_short_run_packs_trains_and_imports(tmp_path):
         "--out", tmp_path / "run",
         "--steps", 4, "--batch-size", 2, "--crop", 32, "--workers", 1,
         "--log-every", 2, "--checkpoint-every", 2, "--average-from", 0.5,
+        "--val", val, "--val-every", 2,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "training on 2 scenes" in trained.stdout
     assert "widened from width 0.0625 to 0.125" in trained.stdout
     done = (tmp_path / "run" / "b" / "done.json").read_text()
     assert '"steps": 4' in done and '"averaged_steps": [2, 4]' in done
+    # the protocol's score at checkpoints (steps 2 and 4): the current weights and the average
+    # of the checkpoints so far (the averaging window starts at step 2)
+    val_rows = [r.split(",") for r in (tmp_path / "run" / "b" / "val.csv").read_text().split()]
+    assert val_rows[0] == ["step", "weights", "clip", "mean_gain", "worst_gain", "harmed"]
+    assert [tuple(r[:3]) for r in val_rows[1:]] == [
+        (step, weights, clip)
+        for step in ("2", "4")
+        for weights in ("current", "average")
+        for clip in ("95", "97")
+    ]
+    final_gain = {r[2]: float(r[3]) for r in val_rows if r[:2] == ["4", "current"]}
     for tensors in ("final.npz", "averaged.npz"):
         out = tmp_path / f"b_{tensors}"
         imported = run(gpu / "import_weights.py", tmp_path / "run" / "b" / tensors, out)
@@ -161,6 +179,17 @@ def test_a_short_run_packs_trains_and_imports(tmp_path):
         assert weights.metadata["trained_by"] == "scripts/gpu/train_jax.py"
         assert weights.metadata["over_boost_weight"] == 1.0 and weights.metadata["step"] == 4
         # it trained: the weights moved away from the file it started from
+        if tensors == "final.npz":  # hdrcnn evaluate gives the same gain as the trainer's
+            scored = run(
+                "-m", "napari_hdrcnn.cli", "evaluate", "--reference", val, "--params", out,
+                "--label", "b", "--clip", 95, 97, "--no-figures", "--out", tmp_path / "eval",
+            )  # fmt: skip
+            assert scored.returncode == 0, scored.stderr[-2000:]
+            rows = list(csv.DictReader(open(tmp_path / "eval" / "per_image.csv")))
+            psnr = {(r["method"], r["clip"]): float(r["pu21_psnr_clipped"]) for r in rows}
+            for clip in ("95", "97"):
+                gain = psnr["b", clip] - psnr["ldr_linear", clip]
+                assert abs(gain - final_gain[clip]) < 0.02, (clip, gain, final_gain)
         narrow = [np.load(init)[f"t{i:02d}"] for i in range(80)]
         start = widened_tensors(narrow, 0.0625, 0.125, seed=0)[0]
         assert start.shape == weights.tensors[0].shape
