@@ -11,7 +11,7 @@ import pytest
 
 from napari_hdrcnn.cli import main
 from napari_hdrcnn.io import read_image, write_exr, write_png
-from napari_hdrcnn.weights import load_weights, read_authors_npz
+from napari_hdrcnn.weights import Weights, load_weights, read_authors_npz, write_weights
 from test_camera import sunny_scene
 from testdata import SHARED_DATA, random_tensors, write_authors_layout
 
@@ -215,15 +215,18 @@ def test_init_from_the_authors_layout_and_a_time_limit(scenes, tmp_path, capsys)
     assert "time limit" in capsys.readouterr().err  # stopped cleanly after one step
     w = load_weights(out / "weights.npz")
     assert w.width_factor == 0.0625 and w.metadata["step"] == 1
+    assert w.blend == "max"  # the authors' files record no blend: theirs
     assert [int(r["step"]) for r in log_rows(out)] == [1]
     start = random_tensors(0.0625, seed=4)
     assert np.abs(w.tensors[0] - start[0]).max() < 1e-3  # one small step away from init
     # a wider --width-factor widens the file's network (training.widen) and trains that
-    thin = write_authors_layout(random_tensors(0.03125, seed=4), tmp_path / "thin.npz")
+    thin = tmp_path / "thin.npz"  # ours, with the blend the run's weights inherit
+    write_weights(Weights(random_tensors(0.03125, seed=4), 0.03125, blend="consistent"), thin)
     wider = tmp_path / "wider"
     assert main(train_args(scenes, wider, "--steps", "1", "--init", str(thin))) == 0
     w = load_weights(wider / "weights.npz")
     assert w.width_factor == float(WIDTH) and w.metadata["init"] == str(thin)
+    assert w.blend == "consistent"
     # a narrower one is refused
     narrow = write_authors_layout(random_tensors(0.125, seed=4), tmp_path / "wide.npz")
     bad = train_args(scenes, tmp_path / "bad", "--steps", "1", "--init", str(narrow))

@@ -19,8 +19,8 @@ Several models (widths, inits, over-boost weights) can train side by side on the
 Output per model, in --out: NAME/final.npz (last weights), NAME/averaged.npz (mean of the
 checkpoints from --average-from on, as `scripts/average_checkpoints.py`), NAME/log.csv, with
 --val NAME/val.csv (the evaluation protocol's clipped-region gain on held-out scenes at
-checkpoints, `ProtocolValidation`); tensors stored as t00..t79 (`scripts/gpu/import_weights.py`
-turns them into a weight file).
+checkpoints: `napari_hdrcnn.evaluate.checkpoints`); tensors stored as t00..t79
+(`scripts/gpu/import_weights.py` turns them into a weight file).
 """
 
 from __future__ import annotations
@@ -44,25 +44,39 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _import_package_modules():
-    """architecture, the RGBE decoder, camera, data, the lr schedule and the loss constants
-    without the package's __init__ (which pulls in TensorFlow-side modules this machine may
-    lack): a bare parent package pointing at src/."""
+    """architecture, the RGBE decoder, camera, data, the lr schedule, the loss constants,
+    widening and the checkpoint scorer without the package's __init__ (which pulls in
+    TensorFlow-side modules this machine may lack): bare parent packages pointing at src/."""
     import types
 
-    for name, sub in (("napari_hdrcnn", "napari_hdrcnn"), ("napari_hdrcnn.training", "training")):
+    for name, sub in (
+        ("napari_hdrcnn", "napari_hdrcnn"),
+        ("napari_hdrcnn.training", "training"),
+        ("napari_hdrcnn.evaluate", "evaluate"),
+    ):
         if name not in sys.modules:
             mod = types.ModuleType(name)
             base = SRC / "napari_hdrcnn"
             mod.__path__ = [str(base if sub == "napari_hdrcnn" else base / sub)]
             sys.modules[name] = mod
     from napari_hdrcnn import architecture
+    from napari_hdrcnn.evaluate import checkpoints
     from napari_hdrcnn.io import radiance
     from napari_hdrcnn.training import camera, config, data, illuminance, widen
 
-    return architecture, radiance, camera, config, data, illuminance, widen
+    return architecture, radiance, camera, config, data, illuminance, widen, checkpoints
 
 
-architecture, radiance, camera, config, data, illuminance, widen = _import_package_modules()
+(
+    architecture,
+    radiance,
+    camera,
+    config,
+    data,
+    illuminance,
+    widen,
+    checkpoints,
+) = _import_package_modules()
 
 BN_MOMENTUM = 0.99
 
@@ -190,63 +204,6 @@ def count_scenes(folders: list[str]) -> int:
         else:
             n += len(data.image_files(folder, "hdr"))
     return n
-
-
-# -- the evaluation protocol during training -----------------------------------------------------
-SHIPPED_LINEARIZE = "gamma2.2"  # import_weights.py's defaults: how the result will be used
-SHIPPED_BLEND = "consistent"
-
-
-class ProtocolValidation:
-    """`hdrcnn evaluate`'s clipped-region PU21-PSNR gain over ldr_linear on held-out scenes, at
-    checkpoints: the protocol's camera (evaluate.protocol), the package's blend (pixels) and
-    metrics, the network run here in JAX. The training loss does not predict this score: a CPU
-    fine-tune's validation loss fell from 0.0120 to 0.0104 while its protocol gain fell by 1 dB.
-    No CRF correction and no SSIM: the one figure that chooses checkpoints, fast."""
-
-    def __init__(self, folders: list[str], clips: list[float]):
-        from napari_hdrcnn import metrics, pixels
-        from napari_hdrcnn.evaluate import protocol
-        from napari_hdrcnn.reconstruct import reflect_pad
-
-        self.metrics, self.pixels, self.reflect_pad = metrics, pixels, reflect_pad
-        self.cases = []
-        for name, hdr in load_scene_arrays(folders):
-            reference = protocol.as_reference(hdr, Path(name))
-            for clip in clips:
-                ldr, _ = protocol.camera_ldr(reference, clip)
-                scoring = metrics.ScoringReference(reference, ldr)
-                x = np.divide(ldr, np.float32(255.0), dtype=np.float32)
-                baseline = self.clipped_psnr(scoring, metrics.ldr_linear(ldr))
-                self.cases.append((name, clip, x, scoring, baseline))
-        if not self.cases:
-            raise SystemExit(f"{folders}: no validation scenes")
-
-    def clipped_psnr(self, scoring, prediction: np.ndarray) -> float:
-        m = self.metrics
-        aligned, _ = scoring.aligned(m.finite_prediction(prediction))
-        return m.pu21_psnr(m.pu21_encode(aligned), scoring.pu, scoring.clipped)
-
-    def gains(self, predict_log) -> list[tuple[str, float, float]]:
-        """(scene, clip, gain in dB) for `predict_log(x (1, H, W, 3)) -> y_log`."""
-        out = []
-        for name, clip, x, scoring, baseline in self.cases:
-            h, w = x.shape[:2]
-            padded = self.reflect_pad(x, -h % 32, -w % 32)
-            y_log = np.asarray(predict_log(padded[None]), np.float32)[0, :h, :w]
-            hdr, _ = self.pixels.blend_hdr(x, x, y_log, SHIPPED_LINEARIZE, SHIPPED_BLEND, 1.0)
-            out.append((name, clip, self.clipped_psnr(scoring, hdr) - baseline))
-        return out
-
-    @staticmethod
-    def summary(gains: list[tuple[str, float, float]]) -> dict[float, tuple[float, float, int]]:
-        """Per clip level: (mean gain, worst gain, scenes more than 1 dB below ldr_linear)."""
-        by_clip: dict[float, list[float]] = {}
-        for _, clip, g in gains:
-            by_clip.setdefault(clip, []).append(g)
-        return {
-            c: (float(np.mean(v)), min(v), sum(g < -1.0 for g in v)) for c, v in by_clip.items()
-        }
 
 
 # -- the network ----------------------------------------------------------------------------------
@@ -565,12 +522,13 @@ def main(argv=None) -> None:
         run = json.loads((m["folder"] / "run.json").read_text())
         run.update(scenes=n_scenes, steps_per_epoch=per_epoch)
         (m["folder"] / "run.json").write_text(json.dumps(run, indent=1))
-    validation = ProtocolValidation(args.val, args.val_clips) if args.val else None
-    if validation is not None:
+    validation = None
+    if args.val:  # what import_weights.py makes of the result: gamma2.2, the consistent blend
+        validation = checkpoints.CheckpointScorer(load_scene_arrays(args.val), args.val_clips)
         print(f"validation: {len(validation.cases)} cases from {args.val}", flush=True)
         for m in models:
             m["val_log"] = open(m["folder"] / "val.csv", "w")
-            m["val_log"].write("step,weights,clip,mean_gain,worst_gain,harmed\n")
+            m["val_log"].write(checkpoints.CSV_HEADER + "\n")
     window = 2 * args.workers + 2  # batches in the making: every worker busy, two ready
     ring = None
     if args.transport == "shm":
@@ -646,13 +604,12 @@ def main(argv=None) -> None:
                         ("average", [jnp.asarray(a / n, jnp.float32) for a in m["avg"]])
                     )
                 for label, params in versions:
-                    summary = validation.summary(validation.gains(partial(m["infer"], params)))
-                    for clip, (mean, worst, harmed) in summary.items():
-                        m["val_log"].write(
-                            f"{done},{label},{clip:g},{mean:.4f},{worst:.4f},{harmed}\n"
-                        )
+                    gains = validation.gains(partial(m["infer"], params))
+                    for row in checkpoints.csv_rows(done, label, gains):
+                        m["val_log"].write(row + "\n")
                     m["val_log"].flush()
-                    text = " ; ".join(f"{mn:+.2f} / {w:+.2f}" for mn, w, _ in summary.values())
+                    summary = checkpoints.summary(gains).values()
+                    text = " ; ".join(f"{mn:+.2f} / {w:+.2f}" for mn, w, _ in summary)
                     print(f"val {m['name']} {label} at step {done}: {text}", flush=True)
         if stop:
             break
