@@ -7,9 +7,9 @@ loss does not predict it), while the run goes on or after it.
 
 Writes RUN_DIR/protocol_val.csv (step, weights, clip, mean gain, worst gain, scenes more than
 1 dB below ldr_linear) and prints its lines. Checkpoints already in the file are skipped, so it
-can be run again; --follow keeps watching until the run's weights.npz is written and every
-checkpoint is scored. The network runs on this package's engine (OpenVINO on a CPU), with the
-blend the embedded models ship with.
+can be run again; --follow, started beside a run, keeps watching until the run writes its
+final weights.npz and every checkpoint is scored. The network runs on this package's engine
+(OpenVINO on a CPU), with the blend the embedded models ship with.
 """
 
 from __future__ import annotations
@@ -77,8 +77,12 @@ def main() -> None:
     scenes = [(path.name, read_image(path)) for path in list_references(args.reference)]
     scorer = checkpoints.CheckpointScorer(scenes, args.clip, args.linearize, args.blend)
     out = args.run_dir / OUT_NAME
+    started = time.time()
     while True:
-        finished = (args.run_dir / "weights.npz").exists()  # before the look: no race
+        # the run's final weights.npz, written after this started (a resumed run has an older
+        # one), looked at before the checkpoints: its last checkpoint is then on disk too
+        final = args.run_dir / "weights.npz"
+        finished = final.exists() and final.stat().st_mtime >= started
         if (args.run_dir / "checkpoints").is_dir():
             score_new(args.run_dir, scorer, out)
         if not args.follow or finished:

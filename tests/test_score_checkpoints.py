@@ -65,3 +65,36 @@ def test_checkpoints_scored_once_as_evaluate_scores_them(tmp_path):
 def test_a_folder_without_checkpoints_is_refused(tmp_path):
     done = run(SCRIPT, tmp_path, "--reference", tmp_path)
     assert done.returncode != 0 and "no checkpoints/ folder" in done.stderr
+
+
+def test_follow_scores_checkpoints_as_they_appear(tmp_path):
+    """--follow waits for the run's final weights.npz written after it started (a resumed
+    run's older one does not stop it), scoring each checkpoint once."""
+    import time
+
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    weights = Weights(random_tensors(0.0625, seed=1), 0.0625, "gamma2.2", blend="consistent")
+    write_weights(weights, tmp_path / "run" / "weights.npz")  # from before a resume
+    val = tmp_path / "val"
+    val.mkdir()
+    scene = np.exp(np.random.default_rng(4).normal(-1, 1, (64, 64, 3))).astype(np.float32)
+    scene[10:20, 10:30] = 30.0
+    write_exr(val / "scene.exr", scene)
+    follow = subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(tmp_path / "run"), "--reference", str(val),
+         "--clip", "95", "--follow", "--poll", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(4)  # it started and keeps waiting: the old weights.npz does not stop it
+        assert follow.poll() is None
+        write_weights(weights, folder / "step_000100.npz", step=100)
+        write_weights(weights, folder / "step_000200.npz", step=200)
+        write_weights(weights, tmp_path / "run" / "weights.npz", step=200)
+        out, err = follow.communicate(timeout=120)
+    finally:
+        follow.kill()
+    assert follow.returncode == 0, err[-2000:]
+    rows = list(csv.DictReader(open(tmp_path / "run" / "protocol_val.csv")))
+    assert [(r["step"], r["clip"]) for r in rows] == [("100", "95"), ("200", "95")]

@@ -2,7 +2,8 @@
 over `ldr_linear` (as `hdrcnn evaluate` measures it: the protocol's camera, the package's blend
 and metrics), without the CRF correction and SSIM, so that it is cheap enough to score every
 checkpoint. The training loss does not predict it: a CPU fine-tune's validation loss fell from
-0.0120 to 0.0104 while this gain fell by about 1 dB (README, stage 6 attempt 3).
+0.0120 (step 1000) to 0.0104 (step 2000) while this gain went from +1.57 to +1.34 dB, both
+below the +2.34 it started from (README, stage 6 attempt 3).
 
 The network is any `predict_log(x (1, H, W, 3) float32, H and W multiples of 32) -> y_log`, so
 the JAX trainer (scripts/gpu/train_jax.py) and `scripts/score_checkpoints.py` (weight files on
