@@ -13,6 +13,8 @@ copies. Numpy only; both trainers (`hdrcnn train --init`, scripts/gpu/train_jax.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..architecture import DECODER, ENCODER, FUSIONS, scaled, tensor_specs
@@ -20,36 +22,35 @@ from ..architecture import DECODER, ENCODER, FUSIONS, scaled, tensor_specs
 DEFAULT_NOISE = 0.01
 
 
-class _Space:
-    """One layer output's channels after widening: the old channel each copies (`source`)
-    and the share of that old channel's outgoing weights each carries (`share`)."""
+class _Channels(NamedTuple):
+    """One layer output's channels after widening."""
 
-    def __init__(self, old: int, new: int, rng: np.random.Generator):
-        if new < old:
-            raise ValueError(f"a layer cannot shrink from {old} to {new} channels")
-        self.source = np.concatenate([np.arange(old), rng.integers(0, old, new - old)])
-        copies = np.bincount(self.source, minlength=old)
-        self.share = (1.0 / copies[self.source]).astype(np.float64)
-        self.new = np.arange(new) >= old  # the added channels (their inputs get the noise)
+    source: np.ndarray  # the old channel each one copies
+    share: np.ndarray  # its share of that old channel's outgoing weights
+    new: np.ndarray  # the added channels (their incoming weights get the noise)
 
 
-class _Fixed:
-    """A channel set that keeps its size (the RGB input, the 3-channel output layers)."""
+def _widened(old: int, new: int, rng: np.random.Generator) -> _Channels:
+    if new < old:
+        raise ValueError(f"a layer cannot shrink from {old} to {new} channels")
+    source = np.concatenate([np.arange(old), rng.integers(0, old, new - old)])
+    copies = np.bincount(source, minlength=old)
+    return _Channels(source, (1.0 / copies[source]).astype(np.float64), np.arange(new) >= old)
 
-    def __init__(self, n: int):
-        self.source = np.arange(n)
-        self.share = np.ones(n)
-        self.new = np.zeros(n, bool)
+
+def _kept(n: int) -> _Channels:
+    """Channels that keep their number (the RGB input, the 3-channel output layers)."""
+    return _Channels(np.arange(n), np.ones(n), np.zeros(n, bool))
 
 
-def _concat(a, b, old_a: int) -> _Fixed:
-    """The input space of a fusion: the decoder's channels, then the skip's (indices offset by
-    the old decoder width)."""
-    out = _Fixed(0)
-    out.source = np.concatenate([a.source, old_a + b.source])
-    out.share = np.concatenate([a.share, b.share])
-    out.new = np.concatenate([a.new, b.new])
-    return out
+def _joined(a: _Channels, b: _Channels, old_a: int) -> _Channels:
+    """The input of a fusion: the decoder's channels, then the skip's (indices offset by the
+    old decoder width)."""
+    return _Channels(
+        np.concatenate([a.source, old_a + b.source]),
+        np.concatenate([a.share, b.share]),
+        np.concatenate([a.new, b.new]),
+    )
 
 
 def widened_tensors(
@@ -65,15 +66,15 @@ def widened_tensors(
         raise ValueError(f"cannot narrow a network from width {from_width:g} to {to_width:g}")
     rng = np.random.default_rng(seed)
     old = {s.name: t for s, t in zip(tensor_specs(from_width), tensors)}
-    spaces: dict[str, _Space | _Fixed] = {}
+    spaces: dict[str, _Channels] = {}
 
     def space(name: str, channels: int):
-        spaces[name] = _Space(scaled(channels, from_width), scaled(channels, to_width), rng)
+        spaces[name] = _widened(scaled(channels, from_width), scaled(channels, to_width), rng)
         return spaces[name]
 
     out: dict[str, np.ndarray] = {}
 
-    def layer(name: str, src, dst, axes: tuple[int, int]) -> None:
+    def layer(name: str, src: _Channels, dst: _Channels, axes: tuple[int, int]) -> None:
         """Kernel `name/W` (input axis, output axis) and bias `name/b` from space src to dst."""
         in_axis, out_axis = axes
         w = np.take(old[f"{name}/W"].astype(np.float64), src.source, axis=in_axis)
@@ -89,13 +90,13 @@ def widened_tensors(
         out[f"{name}/W"] = w.astype(np.float32)
         out[f"{name}/b"] = old[f"{name}/b"][dst.source].astype(np.float32)
 
-    def batch_norm(name: str, dst) -> None:
+    def batch_norm(name: str, dst: _Channels) -> None:
         for part in ("beta", "gamma", "moving_mean", "moving_variance"):
             key = f"{name}/bn/{part}"
             out[key] = old[key][dst.source].astype(np.float32)
 
     conv, deconv = (2, 3), (3, 2)  # HWIO; transposed kernels are HW-out-in
-    previous: _Space | _Fixed = _Fixed(3)
+    previous = _kept(3)
     for block, index, channels in ENCODER:
         name = f"conv{block}_{index}"
         layer(name, previous, space(name, channels), conv)
@@ -107,17 +108,17 @@ def widened_tensors(
     fuse_with = dict(FUSIONS)
     for name, channels_in, channels_out in DECODER:
         if name in fuse_with:
-            joined = _concat(previous, skips[fuse_with[name]], scaled(channels_in, from_width))
+            joined = _joined(previous, skips[fuse_with[name]], scaled(channels_in, from_width))
             layer(f"{name}/fuse", joined, space(f"{name}/fuse", channels_in), conv)
             previous = spaces[f"{name}/fuse"]
         layer(f"{name}/deconv", previous, space(f"{name}/deconv", channels_out), deconv)
         batch_norm(name, spaces[f"{name}/deconv"])
         previous = spaces[f"{name}/deconv"]
-    joined = _concat(previous, skips[1], scaled(64, from_width))
+    joined = _joined(previous, skips[1], scaled(64, from_width))
     layer("h6/fuse", joined, space("h6/fuse", 64), conv)
-    layer("h7/conv", spaces["h6/fuse"], _Fixed(3), conv)
-    batch_norm("h7", _Fixed(3))
-    layer("h7/fuse", _Fixed(6), _Fixed(3), conv)
+    layer("h7/conv", spaces["h6/fuse"], _kept(3), conv)
+    batch_norm("h7", _kept(3))
+    layer("h7/fuse", _kept(6), _kept(3), conv)
 
     specs = tensor_specs(to_width)
     result = [out[s.name] for s in specs]
